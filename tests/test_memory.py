@@ -1,0 +1,89 @@
+"Memory estimator: exact parameter counts, activation accounting against autograd, validation errors, fit warnings."
+import warnings
+import pytest, torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainingArguments
+from peft import LoraConfig, PromptTuningConfig, get_peft_model
+
+from ft_course.setup import build_tiny_causal_lm, build_tiny_classifier
+from ft_course.memory import (GPUS, KNOWN_CONFIGS, NF4_BITS, FitCheckCallback, MemorySpec, activation_bytes, as_config,
+                              estimate_memory, fit_table, lora_modules, model_shape, saved_tensor_bytes,
+                              trainable_params, warn_if_wont_fit, _build_for_spec)
+
+LLAMA = dict(model_type="llama", hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             intermediate_size=344, vocab_size=1000, tie_word_embeddings=False)
+
+@pytest.mark.parametrize("name,n", [("Qwen2.5-0.5B", 494_032_768), ("Llama-3.2-1B", 1_235_814_400),
+                                    ("Llama-3.2-3B", 3_212_749_824), ("Llama-3.1-8B", 8_030_261_248)])
+def test_known_sizes(name, n): assert model_shape(name).n_params == n
+
+def test_counts_match_real_models():
+    for path, auto, task in [(build_tiny_classifier(), AutoModelForSequenceClassification, "seq_cls"),
+                             (build_tiny_causal_lm(), AutoModelForCausalLM, "causal_lm")]:
+        m = auto.from_pretrained(path)
+        assert model_shape(path, task).n_params == sum(p.numel() for p in m.parameters())
+
+def test_trainable_counts_match_peft():
+    path = build_tiny_classifier()
+    S = model_shape(path, "seq_cls")
+    lora = get_peft_model(AutoModelForSequenceClassification.from_pretrained(path),
+                          LoraConfig(r=4, target_modules=["query", "value"], task_type="SEQ_CLS"))
+    pt = get_peft_model(AutoModelForSequenceClassification.from_pretrained(path),
+                        PromptTuningConfig(num_virtual_tokens=7, task_type="SEQ_CLS"))
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
+    assert trainable_params(S, MemorySpec(method="lora", lora_r=4, lora_targets=["query", "value"], task="seq_cls")) == count(lora)
+    assert trainable_params(S, MemorySpec(method="prompt_tuning", num_virtual_tokens=7, task="seq_cls")) == count(pt)
+
+def test_bad_input_says_what_to_do():
+    with pytest.raises(ValueError, match="model_type"): as_config({"hidden_size": 8})
+    with pytest.raises(ValueError, match="Llama-3.1-8B"): as_config("/nope/nowhere")
+    with pytest.raises(ValueError, match="q_proj"): lora_modules(model_shape("Llama-3.2-1B"), ["query"])
+    with pytest.raises(ValueError, match="optimizer"): MemorySpec(optimizer="adafactor")
+    with pytest.raises(ValueError, match="seq_len"): MemorySpec(seq_len=0)
+    with pytest.raises(ValueError, match="frozen_layers"): MemorySpec(method="freeze")
+    with pytest.raises(ValueError, match="task"): model_shape("Llama-3.2-1B", "seq2seq")
+
+@pytest.mark.parametrize("method,kw", [("full", {}), ("freeze", dict(frozen_layers=1)), ("lora", dict(lora_r=8)),
+                                       ("prompt_tuning", dict(num_virtual_tokens=5)), ("full", dict(attn_implementation="eager"))])
+def test_activations_match_autograd(method, kw):
+    "The activation term is within 5% of the bytes autograd actually saves (counted with saved_tensors_hooks)"
+    spec = MemorySpec(method=method, batch_size=2, seq_len=48, precision="fp32", device="cpu", **kw)
+    torch.manual_seed(0)
+    model = _build_for_spec(as_config(LLAMA), spec).train()
+    ids = torch.randint(3, 1000, (2, 48))
+    got = saved_tensor_bytes(model, input_ids=ids, labels=ids)
+    acts, _ = activation_bytes(model_shape(LLAMA), spec)
+    seq = 48 + (5 if method == "prompt_tuning" else 0)
+    assert abs((acts + 2 * seq * 1000 * 4) / got - 1) < 0.05
+
+def test_estimate_orders_and_terms():
+    e = lambda **kw: estimate_memory("Llama-3.2-1B", **({"batch_size": 2, "seq_len": 256} | kw))
+    full, lora, qlora = e(method="full"), e(method="lora"), e(method="qlora")
+    assert qlora.total < lora.total < full.total
+    lin_all = sum(i * o for i, o, _ in model_shape("Llama-3.2-1B").linears.values())   # includes the tied lm_head
+    assert full.weights + full.gradients + full.optimizer_states == 16 * full.total_params + 2 * lin_all   # ~18 bytes/param
+    assert e(method="full", optimizer="adamw_8bit").optimizer_states * 4 == full.optimizer_states
+    assert e(method="full", optimizer="sgd").optimizer_states == 0
+    assert e(method="full", gradient_checkpointing=True).activations < full.activations / 5
+    assert e(method="full", batch_size=4).activations == 2 * full.activations
+    assert e(method="lora", attn_implementation="eager", seq_len=1024).activations > e(method="lora", seq_len=1024).activations
+    lin = sum(i * o for i, o, l in model_shape("Llama-3.2-1B").linears.values() if l is not None)
+    assert qlora.quantization >= lin * (NF4_BITS - 4) / 8
+
+def test_fit_table_and_warning():
+    t = fit_table(sizes=("Qwen2.5-0.5B", "Llama-3.1-8B"))
+    row = lambda m, meth: t[(t.model == m) & (t.method == meth)].iloc[0]
+    assert row("Llama-3.1-8B", "full")["H100 80GB"] == "✗"
+    assert row("Qwen2.5-0.5B", "QLoRA r16 + ckpt")["T4 16GB"] == "✓"
+    big = estimate_memory("Llama-3.1-8B", method="full")
+    with pytest.warns(UserWarning, match="will not fit.*gradient_checkpointing=True"):
+        assert not warn_if_wont_fit(big, GPUS["A100 80GB"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_wont_fit(estimate_memory("Qwen2.5-0.5B", method="lora", batch_size=1, seq_len=64), GPUS["T4 16GB"])
+
+def test_fit_check_callback_reads_training_arguments():
+    model = AutoModelForCausalLM.from_pretrained(build_tiny_causal_lm())
+    cb = FitCheckCallback(MemorySpec(method="full", seq_len=32, device="cpu"), device_memory_bytes=1)
+    args = TrainingArguments("/tmp/ft-course-runs/test_memcb", per_device_train_batch_size=3, use_cpu=True, report_to="none")
+    with pytest.warns(UserWarning, match="will not fit"): cb.on_train_begin(args, None, None, model=model)
+    assert cb.estimate.spec.batch_size == 3 and cb.estimate.spec.precision == "fp32"
