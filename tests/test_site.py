@@ -15,15 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_docs_module(name:str):
-    "Import docs/<name>.py as `ft_docs_<name>` (a plain `import build` could find pypa's `build` package)"
-    import importlib.util
-    key = f'ft_docs_{name}'
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, ROOT/'docs'/f'{name}.py')
-        sys.modules[key] = mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    return sys.modules[key]
+from test_docs import _load_docs_module   # one loader for docs/*.py (a plain `import build` finds pypa's `build`)
 
 
 site_build = _load_docs_module('build')
