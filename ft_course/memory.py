@@ -10,6 +10,7 @@ import functools, json, re, warnings
 from dataclasses import dataclass, field, asdict
 
 import torch
+from .setup import device_and_precision   # first: it also quiets a bitsandbytes import warning
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, PretrainedConfig,
                           TrainerCallback)
 
@@ -19,7 +20,7 @@ from .train import base_model
 __all__ = ['KNOWN_CONFIGS', 'TASKS', 'METHODS', 'PRECISIONS', 'OPTIMIZER_BYTES', 'NF4_BITS', 'OVERHEAD_FRACTION',
            'CUDA_CONTEXT_BYTES', 'GPUS', 'FIT_SIZES', 'FIT_METHODS', 'as_config', 'ModelShape', 'model_shape',
            'MemorySpec', 'lora_modules', 'trainable_params', 'saved_tensor_bytes', 'activation_bytes', 'MemoryEstimate',
-           'estimate_memory', 'measure_peak', 'fit_table', 'warn_if_wont_fit', 'FitCheckCallback']
+           'estimate_memory', 'measure_peak', 'fit_table', 'warn_if_wont_fit', 'FitCheckCallback', 'check_device']
 
 # %% ../nbs/10_memory.ipynb #d9f99c5f
 KNOWN_CONFIGS = {  # published shapes (each model's config.json); enough to count every parameter on the meta device
@@ -31,7 +32,12 @@ KNOWN_CONFIGS = {  # published shapes (each model's config.json); enough to coun
                          num_key_value_heads=8, intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True),
     "Llama-3.1-8B": dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
                          num_key_value_heads=8, intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False),
+    "distilbert-base-uncased": dict(model_type="distilbert", dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
+                                    vocab_size=30522),   # the gpu profile's classifier
 }
+KNOWN_CONFIGS["Qwen/Qwen2.5-0.5B-Instruct"] = KNOWN_CONFIGS["Qwen2.5-0.5B"]   # the gpu profile's causal LM: same shape
+KNOWN_CONFIGS["Qwen/Qwen2.5-7B-Instruct"] = dict(model_type="qwen2", hidden_size=3584, num_hidden_layers=28, num_attention_heads=28,
+    num_key_value_heads=4, intermediate_size=18944, vocab_size=152064, tie_word_embeddings=False)   # QLoRA's 7B section
 
 def as_config(config # a `PretrainedConfig`, a dict with `model_type`, a `KNOWN_CONFIGS` name, or a local model folder
              )->PretrainedConfig:
@@ -73,9 +79,10 @@ def _shape_cached(cfg_json:str, task:str)->ModelShape:
     hd = getattr(cfg, "head_dim", None) or h // a
     kv = getattr(cfg, "num_key_value_heads", None) or a
     drop = lambda *ks: float(next((getattr(cfg, k) for k in ks if getattr(cfg, k, None) is not None), 0.0))
-    return ModelShape(h, cfg.num_hidden_layers, a, a * hd, kv * hd, cfg.intermediate_size, cfg.vocab_size,
+    mlp = getattr(cfg, "intermediate_size", None) or cfg.hidden_dim   # DistilBERT calls it hidden_dim
+    return ModelShape(h, cfg.num_hidden_layers, a, a * hd, kv * hd, mlp, cfg.vocab_size,
                       any(n.endswith("gate_proj") for n in lin), drop("attention_probs_dropout_prob", "attention_dropout"),
-                      drop("hidden_dropout_prob", "hidden_dropout"), task,
+                      drop("hidden_dropout_prob", "hidden_dropout", "dropout"), task,
                       {n: p.numel() for n, p in model.named_parameters()}, lin)
 
 def model_shape(config, # anything `as_config` accepts
@@ -373,7 +380,9 @@ def warn_if_wont_fit(estimate:MemoryEstimate, # from `estimate_memory`
         else: import psutil; device_memory_bytes = psutil.virtual_memory().available
     if estimate.total <= device_memory_bytes: return True
     s = estimate.spec
-    tips = [f"batch_size={max(1, s.batch_size // 2)} with gradient_accumulation_steps={2} (same effective batch)"]
+    tips = [f"per_device_train_batch_size={max(1, s.batch_size // 2)} with twice the gradient_accumulation_steps (same effective batch)"]
+    if estimate.logits > estimate.total / 3: tips.append(f"a shorter max_length (the logits over the vocabulary alone take "
+                                                         f"{estimate.logits / 2**30:.1f} GiB at {s.batch_size} x {s.seq_len} tokens)")
     if not s.gradient_checkpointing: tips.append("gradient_checkpointing=True (activations "
                                                  f"{estimate.activations / 2**30:.1f} GiB -> one block's worth)")
     if s.method in ("full", "llrd", "freeze"): tips.append("LoRA (method='lora'): no gradients or optimizer states for the base")
@@ -394,3 +403,38 @@ class FitCheckCallback(TrainerCallback):
                           gradient_checkpointing=args.gradient_checkpointing, device="cuda" if torch.cuda.is_available() else "cpu")))
         self.estimate = estimate_memory(base_model(model).config, spec)
         warn_if_wont_fit(self.estimate, self.device_memory_bytes)
+
+# %% ../nbs/10_memory.ipynb #847b9228
+def _device_line()->tuple[str, str, int|None]:
+    "(what this machine is, the precision to use, GPU memory in bytes or None)"
+    import os
+    dev, prec = device_and_precision()
+    if dev != "cuda":
+        import psutil
+        return (f"No CUDA GPU: {os.cpu_count()} CPU cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, fp32. "
+                "On Colab: Runtime > Change runtime type > T4 GPU.", prec, None)
+    p = torch.cuda.get_device_properties(0)
+    why = "bf16 mixed precision" if prec == "bf16" else f"fp16 mixed precision (compute capability {p.major}.{p.minor} has no bf16; it needs 8.0)"
+    free = torch.cuda.mem_get_info()[0]
+    return (f"GPU: {p.name}, {p.total_memory / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free now), "
+            f"compute capability {p.major}.{p.minor} -> {why}.", prec, p.total_memory)
+
+def check_device(model:str|None=None, # the model this notebook trains in the `gpu` profile: `KNOWN_CONFIGS` name, Hub name or folder; None: report the device only
+                 device_memory_gib:float|None=None, # compare with this much memory (default: this GPU's, or a T4's without a GPU)
+                 **spec # `MemorySpec` fields of that run: method, task, batch_size, seq_len, gradient_checkpointing, ...
+                )->dict:
+    "Report the GPU (or its absence) and the precision to use; estimate the notebook's `gpu`-profile run and warn, with what to change, if it will not fit"
+    line, prec, gpu_bytes = _device_line()
+    print(line)
+    res = dict(gpu=gpu_bytes is not None, precision=prec, gpu_memory_gib=gpu_bytes and round(gpu_bytes / 2**30, 1))
+    if model is None: return res
+    where = "this GPU" if gpu_bytes else "a free Colab T4"
+    avail = device_memory_gib * 2**30 if device_memory_gib else gpu_bytes or GPUS["T4 16GB"]
+    spec = MemorySpec(**({"precision": prec if gpu_bytes else "fp16", "device": "cuda"} | spec))
+    est = estimate_memory(model, spec)
+    fits = est.total <= avail
+    print(f"This notebook's gpu-profile run: {model}, {spec.method}, batch {spec.batch_size} x {spec.seq_len} tokens, "
+          f"{spec.precision}{', gradient checkpointing' if spec.gradient_checkpointing else ''}: estimated peak "
+          f"{est.total / 2**30:.1f} GiB of {where}'s {avail / 2**30:.1f} GiB -> {'fits' if fits else 'WILL NOT FIT'}.")
+    warn_if_wont_fit(est, avail)
+    return res | dict(estimate_gib=round(est.total / 2**30, 2), available_gib=round(avail / 2**30, 1), fits=fits)

@@ -6,12 +6,17 @@ Docs: https://ft-course.github.io/ft_course/setup.html.md"""
 
 # %% ../nbs/00_setup.ipynb #23c1acad
 from __future__ import annotations
-import os, socket, random, json, hashlib, warnings
+import os, socket, random, json, hashlib, logging, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# bitsandbytes' CPU backend warns, when imported, that an optional fused 4-bit kernel (the `kernels` package, fetched
+# from the Hub) is missing. Its built-in CPU path works (the QLoRA notebook trains with it), so on a machine without
+# that package the warning is noise at the top of every notebook; GPUs never take this path.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 # %% auto #0
 __all__ = ['TINY_BERT', 'TINY_LLAMA', 'PROFILE_NAMES', 'hub_reachable', 'cache_dir', 'seed_everything', 'in_colab', 'setup_env',

@@ -100,7 +100,7 @@ _SFT_DEFAULTS = dict(
               max_steps=10, activation_checkpointing=False, logging_steps=5),
     cpu=dict(max_length=256, per_device_train_batch_size=8, gradient_accumulation_steps=2, learning_rate=1e-3,
              max_steps=100, activation_checkpointing=False, logging_steps=10),
-    gpu=dict(max_length=1024, per_device_train_batch_size=8, gradient_accumulation_steps=4, learning_rate=2e-4,
+    gpu=dict(max_length=1024, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=2e-4,  # batch 8 needs ~19 GiB: no T4
              max_steps=300, activation_checkpointing=True, logging_steps=10))
 _RENAMED = {"max_seq_length": "max_length", "tokenizer": "processing_class (an SFTTrainer argument)",
             "warmup_ratio": "warmup_steps=0.1 (a float below 1 is a ratio)", "evaluation_strategy": "eval_strategy"}

@@ -21,7 +21,7 @@ def _load_docs_module(name:str):
     return sys.modules[key]
 
 
-site_build, make_readme = _load_docs_module('build'), _load_docs_module('make_readme')
+site_build, make_readme, store_outputs = (_load_docs_module(n) for n in ('build', 'make_readme', 'store_outputs'))
 
 NOTEBOOKS = site_build.course_notebooks(ROOT/'nbs')
 
@@ -133,4 +133,27 @@ def test_notebook_stores_outputs(path):
     nb = _nb(path)
     assert any(c.get('outputs') for c in nb['cells'] if c['cell_type'] == 'code'), (
         f'{path.name} has no stored outputs, so its web page would show code without results or plots: run '
-        f'`nbdev-test {path.relative_to(ROOT)} --save` (tiny profile), then `nbdev-clean`')
+        f'`python docs/store_outputs.py {path.stem}`')
+
+
+def _stored_profiles(nb):
+    "Profile names shown by the stored outputs of cells that call `get_profile()` (e.g. `prof.name` -> 'cpu')"
+    found = set()
+    for c in nb['cells']:
+        if c['cell_type'] != 'code' or 'get_profile()' not in ''.join(c['source']): continue
+        for o in c.get('outputs', []):
+            m = re.match(r"\(?'(tiny|cpu|gpu)'", ''.join(o.get('data', {}).get('text/plain', '')))
+            if m: found.add(m.group(1))
+    return found
+
+
+def test_stored_outputs_come_from_the_right_profile():
+    "The website shows real runs: the cpu profile wherever a notebook trains the classifier, tiny only where it must"
+    assert set(store_outputs.STORED_PROFILE) == {p.stem for p in NOTEBOOKS if p.stem != 'index'}, (
+        'docs/store_outputs.py must name the profile of every notebook')
+    assert set(store_outputs.TINY_BECAUSE) == {n for n, p in store_outputs.STORED_PROFILE.items() if p == 'tiny'}
+    shown = {p.stem: _stored_profiles(_nb(p)) for p in NOTEBOOKS if p.stem != 'index'}
+    wrong = {n: f'stored {sorted(s)}, should be {store_outputs.STORED_PROFILE[n]}' for n, s in shown.items()
+             if s and s != {store_outputs.STORED_PROFILE[n]}}
+    assert not wrong, f'{wrong}: re-run `python docs/store_outputs.py <name>`'
+    assert {n for n, s in shown.items() if s} >= {'02_full_finetune', '03_llrd', '04_lora', '06_prompt_tuning', '08_monitoring'}
