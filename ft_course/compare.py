@@ -20,6 +20,7 @@ from .train import (count_parameters, load_classifier, make_trainer, make_traini
                              reset_peak_memory)
 from .llrd import LLRDConfig, find_layers, freeze_lower_layers, llrd_optimizer
 from .lora import folder_size_mb, suggest_target_modules
+from .prompt_tuning import prompt_dims
 from .memory import FitCheckCallback, MemorySpec, model_shape
 
 # %% auto #0
@@ -127,7 +128,7 @@ def build_prompt_tuning(profile, cfg):
     model = load_classifier(profile)[0]
     pt = PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=cfg.num_virtual_tokens, prompt_tuning_init="TEXT",
                             prompt_tuning_init_text="Classify if the sentiment of this review is positive or negative",
-                            tokenizer_name_or_path=profile.classifier)
+                            tokenizer_name_or_path=profile.classifier, **prompt_dims(model))
     return get_peft_model(model, pt), None
 
 # %% ../nbs/09_compare.ipynb #225ad5df

@@ -15,6 +15,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequence
                           TrainerCallback)
 
 from .train import base_model
+from .prompt_tuning import prompt_dims
 
 # %% auto #0
 __all__ = ['KNOWN_CONFIGS', 'TASKS', 'METHODS', 'PRECISIONS', 'OPTIMIZER_BYTES', 'NF4_BITS', 'OVERHEAD_FRACTION',
@@ -32,8 +33,10 @@ KNOWN_CONFIGS = {  # published shapes (each model's config.json); enough to coun
                          num_key_value_heads=8, intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True),
     "Llama-3.1-8B": dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
                          num_key_value_heads=8, intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False),
+    "bert-base-uncased": dict(model_type="bert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                              intermediate_size=3072, vocab_size=30522),   # the gpu profile's classifier
     "distilbert-base-uncased": dict(model_type="distilbert", dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
-                                    vocab_size=30522),   # the gpu profile's classifier
+                                    vocab_size=30522),   # a common, faster swap
 }
 KNOWN_CONFIGS["Qwen/Qwen2.5-0.5B-Instruct"] = KNOWN_CONFIGS["Qwen2.5-0.5B"]   # the gpu profile's causal LM: same shape
 KNOWN_CONFIGS["Qwen/Qwen2.5-7B-Instruct"] = dict(model_type="qwen2", hidden_size=3584, num_hidden_layers=28, num_attention_heads=28,
@@ -259,7 +262,8 @@ def _build_for_spec(cfg, spec:MemorySpec):
         model = peft.get_peft_model(model, peft.LoraConfig(r=spec.lora_r, lora_alpha=2 * spec.lora_r, task_type=task_type,
                                                            target_modules=spec.lora_targets))
     if spec.method == "prompt_tuning":
-        model = peft.get_peft_model(model, peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=spec.num_virtual_tokens))
+        model = peft.get_peft_model(model, peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=spec.num_virtual_tokens,
+                                                                        **prompt_dims(model)))
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
@@ -437,4 +441,4 @@ def check_device(model:str|None=None, # the model this notebook trains in the `g
           f"{spec.precision}{', gradient checkpointing' if spec.gradient_checkpointing else ''}: estimated peak "
           f"{est.total / 2**30:.1f} GiB of {where}'s {avail / 2**30:.1f} GiB -> {'fits' if fits else 'WILL NOT FIT'}.")
     warn_if_wont_fit(est, avail)
-    return res | dict(estimate_gib=round(est.total / 2**30, 2), available_gib=round(avail / 2**30, 1), fits=fits)
+    return res | dict(estimate_gib=round(est.total / 2**30, 1), available_gib=round(avail / 2**30, 1), fits=fits)   # as printed

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['TASK_TYPES', 'PROMPT_INITS', 'prepend_prompt', 'text_init_ids', 'SoftPromptConfig', 'SoftPromptModel']
+__all__ = ['TASK_TYPES', 'PROMPT_INITS', 'prepend_prompt', 'text_init_ids', 'SoftPromptConfig', 'SoftPromptModel', 'prompt_dims']
 
 # %% ../nbs/06_prompt_tuning.ipynb #78492f90
 def prepend_prompt(prompt:torch.Tensor, # soft prompt, (num_virtual_tokens, hidden)
@@ -106,3 +106,10 @@ class SoftPromptModel(nn.Module):
         if self.config.task_type != "CAUSAL_LM": raise ValueError("generate needs SoftPromptConfig(task_type='CAUSAL_LM')")
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         return self.model.generate(**self._inputs(input_ids, attention_mask), **kwargs)
+
+# %% ../nbs/06_prompt_tuning.ipynb #0f580d53
+def prompt_dims(model # a transformers model
+               )->dict:
+    "`token_dim`, `num_attention_heads` and `num_layers` for `PromptTuningConfig`, read through the config's standard names (DistilBERT's `dim`, `n_heads`, `n_layers` included)"
+    c = model.config
+    return dict(token_dim=c.hidden_size, num_attention_heads=c.num_attention_heads, num_layers=c.num_hidden_layers)

@@ -87,7 +87,7 @@ def fake_t4(monkeypatch):
 
 
 def test_t4_gets_fp16_and_a_warning_with_fixes(fake_t4, capsys):
-    ok = memory.check_device("distilbert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512)
+    ok = memory.check_device("bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512)
     out = capsys.readouterr().out
     assert ok["precision"] == "fp16" and ok["gpu"] and ok["fits"]
     assert "Tesla T4" in out and "has no bf16" in out and "of this GPU's 15.0 GiB" in out

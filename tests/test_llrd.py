@@ -131,7 +131,7 @@ def test_gradual_unfreezing_needs_every_parameter_in_the_optimizer(tiny):
     with pytest.raises(ValueError, match="units_per_epoch"): GradualUnfreezing(0)
 
 def test_other_families():
-    "DistilBERT (the gpu profile's model) and a Llama-like Qwen2 classifier (`score` head)"
+    "DistilBERT (a common swap for the gpu profile's BERT) and a Llama-like Qwen2 classifier (`score` head)"
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, Qwen2Config, Qwen2ForSequenceClassification
     d = DistilBertForSequenceClassification(DistilBertConfig(n_layers=2, dim=32, hidden_dim=64, n_heads=2, vocab_size=100))
     assert find_layers(d).paths == ("distilbert.embeddings", "distilbert.transformer.layer")

@@ -6,7 +6,7 @@ from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
 from ft_course.setup import build_tiny_causal_lm, build_tiny_classifier
 from ft_course.memory import (GPUS, KNOWN_CONFIGS, NF4_BITS, FitCheckCallback, MemorySpec, activation_bytes, as_config,
-                              estimate_memory, fit_table, lora_modules, model_shape, saved_tensor_bytes,
+                              estimate_memory, fit_table, lora_modules, measure_peak, model_shape, saved_tensor_bytes,
                               trainable_params, warn_if_wont_fit, _build_for_spec)
 
 LLAMA = dict(model_type="llama", hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -87,3 +87,10 @@ def test_fit_check_callback_reads_training_arguments():
     args = TrainingArguments("/tmp/ft-course-runs/test_memcb", per_device_train_batch_size=3, use_cpu=True, report_to="none")
     with pytest.warns(UserWarning, match="will not fit"): cb.on_train_begin(args, None, None, model=model)
     assert cb.estimate.spec.batch_size == 3 and cb.estimate.spec.precision == "fp32"
+
+@pytest.mark.parametrize("method", ["full", "prompt_tuning"])
+def test_distilbert_estimate_matches_measurement(method):
+    "DistilBERT, a common swap for the gpu profile's BERT (it names its sizes dim/n_layers/n_heads): predicted peak within 10% of measured"
+    spec = MemorySpec(method=method, task="seq_cls", batch_size=8, seq_len=128, precision="fp32", device="cpu")
+    predicted, measured = estimate_memory("distilbert-base-uncased", spec).total, measure_peak("distilbert-base-uncased", spec)
+    assert abs(predicted / measured - 1) < 0.10, f"{method}: predicted {predicted / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB"
