@@ -432,7 +432,7 @@ def check_device(model:str|None=None, # the model this notebook trains in the `g
     print(line)
     res = dict(gpu=gpu_bytes is not None, precision=prec, gpu_memory_gib=gpu_bytes and round(gpu_bytes / 2**30, 1))
     if model is None: return res
-    where = "this GPU" if gpu_bytes else "a free Colab T4"
+    where = "the device" if device_memory_gib else "this GPU" if gpu_bytes else "a free Colab T4"
     avail = device_memory_gib * 2**30 if device_memory_gib else gpu_bytes or GPUS["T4 16GB"]
     spec = MemorySpec(**({"precision": prec if gpu_bytes else "fp16", "device": "cuda"} | spec))
     est = estimate_memory(model, spec)

@@ -104,3 +104,9 @@ def test_t4_gets_fp16_and_a_warning_with_fixes(fake_t4, capsys):
 def test_device_only_check(capsys):
     res = memory.check_device()
     assert set(res) == {"gpu", "precision", "gpu_memory_gib"} and "No CUDA GPU" in capsys.readouterr().out
+
+
+def test_given_memory_is_named_as_such(capsys):
+    with pytest.warns(UserWarning, match="will not fit"):
+        res = memory.check_device("bert-base-uncased", device_memory_gib=4, method="full", task="seq_cls", batch_size=16, seq_len=512)
+    assert not res["fits"] and res["available_gib"] == 4.0 and "of the device's 4.0 GiB" in capsys.readouterr().out
