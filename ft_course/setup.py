@@ -247,17 +247,26 @@ class Profile:
     num_train_epochs: float
     device: str = "cpu"
     precision: str = "fp32"
+    causal_lm_accumulation: int = 1  # causal-LM runs split the batch into this many accumulation steps (a large vocabulary's logits)
     def __post_init__(self):
         if self.name not in PROFILE_NAMES: raise ValueError(f"Profile name {self.name!r}: use one of {PROFILE_NAMES}")
         if self.max_length < 8: raise ValueError(f"max_length={self.max_length}: use at least 8 tokens")
         if self.per_device_train_batch_size < 1: raise ValueError("per_device_train_batch_size must be >= 1")
         if self.source not in ("local", "hub", "generated"): raise ValueError(f"source={self.source!r}: use 'local', 'hub' or 'generated'")
+        a = self.causal_lm_accumulation
+        if a < 1 or self.per_device_train_batch_size % a: raise ValueError(
+            f"causal_lm_accumulation={a}: use a divisor of per_device_train_batch_size={self.per_device_train_batch_size}")
     def training_kwargs(self)->dict:
         "The `TrainingArguments` this profile fixes"
         return dict(per_device_train_batch_size=self.per_device_train_batch_size,
                     per_device_eval_batch_size=2*self.per_device_train_batch_size,
                     learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
                     use_cpu=self.device == "cpu", **precision_kwargs(self.precision))
+    def causal_lm_kwargs(self)->dict:
+        "Batch overrides for causal-LM runs: the same effective batch in `causal_lm_accumulation` micro-batches"
+        a = self.causal_lm_accumulation
+        if a == 1: return {}
+        return dict(per_device_train_batch_size=self.per_device_train_batch_size // a, gradient_accumulation_steps=a)
 
 PROFILE_NAMES = ("tiny", "cpu", "gpu")
 
@@ -271,9 +280,10 @@ def _make_profile(name):
         return Profile("cpu", str(minilm_path()), str(build_tiny_causal_lm()), "sst2", "local",
                        4000, None, 128, 32, 1e-4, 2, "cpu", "fp32")
     # BERT-base: the same architecture (module names, pooler) the tiny and cpu profiles test offline, so every cell
-    # runs unchanged on a GPU; 10,000 IMDB reviews x 2 epochs = 1,250 steps of 16 (minutes on a T4, estimated)
+    # runs unchanged on a GPU; 10,000 IMDB reviews x 2 epochs = 1,250 steps of 16 (minutes on a T4, estimated).
+    # Qwen2.5's 151,936-token vocabulary: at batch 16 x 512 its logits alone need ~16 GiB, so causal-LM runs take 4 x 4
     return Profile("gpu", "bert-base-uncased", "Qwen/Qwen2.5-0.5B-Instruct", "imdb", "hub",
-                   10_000, 2000, 512, 16, 5e-5, 2, dev, prec)
+                   10_000, 2000, 512, 16, 5e-5, 2, dev, prec, causal_lm_accumulation=4)
 
 def get_profile(name:str|None=None, # 'tiny', 'cpu' or 'gpu'; default `$FT_PROFILE`, else chosen automatically
                )->Profile:

@@ -63,9 +63,10 @@ def test_checks_match_the_code():
     s, g = _one("07_sft"), _SFT_DEFAULTS["gpu"]
     assert (s["batch_size"], s["seq_len"], s["gradient_checkpointing"]) == (
         g["per_device_train_batch_size"], g["max_length"], g["activation_checkpointing"])
-    for stem in ("04_lora", "05_qlora"):   # the causal-LM runs set their gpu batch in `lm_kw`
-        s, text = _one(stem), (ROOT/"nbs"/f"{stem}.ipynb").read_text()
-        assert f"lm_kw = dict(per_device_train_batch_size={s['batch_size']}" in text.replace('\\"', '"'), stem
+    lm = gpu.causal_lm_kwargs()
+    for stem in ("04_lora", "05_qlora"):   # the causal-LM runs take the profile's causal-LM batch split
+        assert _one(stem)["batch_size"] == lm["per_device_train_batch_size"], stem
+        assert "prof.causal_lm_kwargs()" in (ROOT/"nbs"/f"{stem}.ipynb").read_text(), stem
 
 
 def test_instructor_guide_quotes_the_checks():
