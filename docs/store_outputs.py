@@ -4,8 +4,8 @@
     python docs/store_outputs.py 04_lora 08_monitoring
 
 The website executes nothing: it renders what the notebooks store. So the stored outputs must come from real runs: the
-`cpu` profile (the pretrained MiniLM) wherever a notebook trains the classifier, and the `tiny` profile only where no
-real run is possible offline (`TINY_BECAUSE`). tests/test_docs.py checks that each notebook's stored profile is this one.
+`cpu` profile (the pretrained MiniLM classifier, and SmolLM2-135M-Instruct for the language-model notebooks 04-07)
+wherever a notebook trains a model, and the `tiny` profile only where a real run adds nothing (`TINY_BECAUSE`). tests/test_docs.py checks that each notebook's stored profile is this one.
 """
 import os, subprocess, sys, time
 from pathlib import Path
@@ -13,11 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 STORED_PROFILE = {"00_setup": "cpu", "01_data": "cpu", "02_full_finetune": "cpu", "03_llrd": "cpu", "04_lora": "cpu",
-                  "05_qlora": "tiny", "06_prompt_tuning": "cpu", "07_sft": "tiny", "08_monitoring": "cpu",
+                  "05_qlora": "cpu", "06_prompt_tuning": "cpu", "07_sft": "cpu", "08_monitoring": "cpu",
                   "09_compare": "tiny", "10_memory": "cpu", "11_cli": "cpu", "12_instructor_guide": "tiny"}
-TINY_BECAUSE = {"05_qlora": "it trains a causal LM, and no pretrained causal LM can be loaded offline",
-                "07_sft": "it trains a causal LM, and no pretrained causal LM can be loaded offline",
-                "09_compare": "it runs the tiny subset and reads the measured cpu table from bench/results",
+TINY_BECAUSE = {"09_compare": "it runs the tiny subset and reads the measured cpu table from bench/results",
                 "12_instructor_guide": "its cells only reproduce error messages, on the tiny models"}
 
 

@@ -19,10 +19,10 @@ import torch
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 # %% auto #0
-__all__ = ['TINY_BERT', 'TINY_LLAMA', 'SMOLLM2_GGUF', 'SMOLLM2_INSTALL', 'PROFILE_NAMES', 'hub_reachable', 'cache_dir',
-           'seed_everything', 'in_colab', 'setup_env', 'device_and_precision', 'precision_kwargs', 'data_dir',
-           'generated_sentences', 'tokenizer_corpus', 'train_tokenizer', 'build_tiny_classifier',
-           'build_tiny_causal_lm', 'minilm_path', 'smollm2_path', 'Profile', 'get_profile']
+__all__ = ['TINY_BERT', 'TINY_LLAMA', 'SMOLLM2_GGUF', 'SMOLLM2_INSTALL', 'PROFILE_NAMES', 'SFT_SIZES', 'TEXT_SFT_SIZES',
+           'hub_reachable', 'cache_dir', 'seed_everything', 'in_colab', 'setup_env', 'device_and_precision',
+           'precision_kwargs', 'data_dir', 'generated_sentences', 'tokenizer_corpus', 'train_tokenizer',
+           'build_tiny_classifier', 'build_tiny_causal_lm', 'minilm_path', 'smollm2_path', 'Profile', 'get_profile']
 
 # %% ../nbs/00_setup.ipynb #e1cd74e6
 def hub_reachable(host:str="huggingface.co", # host to try
@@ -300,14 +300,17 @@ class Profile:
     device: str = "cpu"
     precision: str = "fp32"
     causal_lm_accumulation: int = 1  # causal-LM runs split the batch into this many accumulation steps (a large vocabulary's logits)
+    causal_lm_batch_size: int | None = None      # effective batch of the causal-LM runs (None: per_device_train_batch_size)
+    causal_lm_learning_rate: float | None = None # LoRA rate of the causal-LM runs (None: the notebook's rate for the random tiny model)
+    causal_lm_max_steps: int = -1                # optimizer steps of a causal-LM run (-1: one epoch)
     def __post_init__(self):
         if self.name not in PROFILE_NAMES: raise ValueError(f"Profile name {self.name!r}: use one of {PROFILE_NAMES}")
         if self.max_length < 8: raise ValueError(f"max_length={self.max_length}: use at least 8 tokens")
         if self.per_device_train_batch_size < 1: raise ValueError("per_device_train_batch_size must be >= 1")
         if self.source not in ("local", "hub", "generated"): raise ValueError(f"source={self.source!r}: use 'local', 'hub' or 'generated'")
-        a = self.causal_lm_accumulation
-        if a < 1 or self.per_device_train_batch_size % a: raise ValueError(
-            f"causal_lm_accumulation={a}: use a divisor of per_device_train_batch_size={self.per_device_train_batch_size}")
+        a, b = self.causal_lm_accumulation, self.causal_lm_batch_size or self.per_device_train_batch_size
+        if a < 1 or b % a: raise ValueError(
+            f"causal_lm_accumulation={a}: use a divisor of the causal-LM batch ({b}, causal_lm_batch_size or per_device_train_batch_size)")
     def training_kwargs(self)->dict:
         "The `TrainingArguments` this profile fixes"
         return dict(per_device_train_batch_size=self.per_device_train_batch_size,
@@ -315,12 +318,32 @@ class Profile:
                     learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
                     use_cpu=self.device == "cpu", **precision_kwargs(self.precision))
     def causal_lm_kwargs(self)->dict:
-        "Batch overrides for causal-LM runs: the same effective batch in `causal_lm_accumulation` micro-batches"
-        a = self.causal_lm_accumulation
-        if a == 1: return {}
-        return dict(per_device_train_batch_size=self.per_device_train_batch_size // a, gradient_accumulation_steps=a)
+        "Overrides for causal-LM runs: batch (in `causal_lm_accumulation` micro-batches), learning rate, steps"
+        a, b = self.causal_lm_accumulation, self.causal_lm_batch_size or self.per_device_train_batch_size
+        kw = {} if (a == 1 and b == self.per_device_train_batch_size) else dict(
+            per_device_train_batch_size=b // a, per_device_eval_batch_size=b // a, gradient_accumulation_steps=a)
+        if self.causal_lm_learning_rate is not None: kw["learning_rate"] = self.causal_lm_learning_rate
+        if self.causal_lm_max_steps > 0: kw["max_steps"] = self.causal_lm_max_steps
+        return kw
+    def sft_kwargs(self, text:bool=False # sizes for plain-text (domain adaptation) runs instead of conversations
+                  )->dict:
+        "`SFTConfig` sizes of this profile's `SFTTrainer` runs (notebook 07): length, batch, LoRA rate, steps"
+        return SFT_SIZES[self.name] | (TEXT_SFT_SIZES[self.name] if text else {})
 
 PROFILE_NAMES = ("tiny", "cpu", "gpu")
+# Instruction tuning (07) sizes per profile. learning_rate is a LoRA rate; full fine-tuning takes a tenth of it.
+# cpu: SmolLM2-135M on 2 cores, about 15 s per step of 8 Alpaca conversations (~1,000 real tokens): 20 steps, about 5 minutes.
+# gpu: batch 8 x 1024 needs ~19 GiB with Qwen2.5-0.5B, so 4 x 8 accumulation steps with activation checkpointing fits a T4.
+SFT_SIZES = dict(
+    tiny=dict(max_length=128, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=5e-3,
+              max_steps=10, activation_checkpointing=False, logging_steps=5),
+    cpu=dict(max_length=256, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=1e-3,
+             max_steps=20, activation_checkpointing=False, logging_steps=4),
+    gpu=dict(max_length=1024, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=2e-4,
+             max_steps=300, activation_checkpointing=True, logging_steps=10))
+
+# Plain-text runs (domain adaptation on IMDB): a review fills max_length, so a cpu step holds 4 of them (~1,000 tokens)
+TEXT_SFT_SIZES = dict(tiny={}, cpu=dict(per_device_train_batch_size=4, max_steps=12), gpu={})
 
 # %% ../nbs/00_setup.ipynb #9ef9bc51
 def _make_profile(name):
@@ -333,13 +356,14 @@ def _make_profile(name):
         # `from_pretrained` prints in its error when a language-model notebook tries to load it.
         try: lm = str(smollm2_path())
         except ImportError: lm = f"SmolLM2 is not installed here: {SMOLLM2_INSTALL}"
-        return Profile("cpu", str(minilm_path()), lm, "sst2", "local",
-                       4000, None, 128, 32, 1e-4, 2, "cpu", "fp32")
+        # SmolLM2's causal-LM runs (04, 05): 8 SST-2 sentences a step, 20 steps, about 3 s a step with LoRA on 2 cores
+        return Profile("cpu", str(minilm_path()), lm, "sst2", "local", 4000, None, 128, 32, 1e-4, 2, "cpu", "fp32",
+                       causal_lm_batch_size=8, causal_lm_learning_rate=1e-3, causal_lm_max_steps=20)
     # BERT-base: the same architecture (module names, pooler) the tiny and cpu profiles test offline, so every cell
     # runs unchanged on a GPU; 10,000 IMDB reviews x 2 epochs = 1,250 steps of 16 (minutes on a T4, estimated).
     # Qwen2.5's 151,936-token vocabulary: at batch 16 x 512 its logits alone need ~16 GiB, so causal-LM runs take 4 x 4
     return Profile("gpu", "bert-base-uncased", "Qwen/Qwen2.5-0.5B-Instruct", "imdb", "hub",
-                   10_000, 2000, 512, 16, 5e-5, 2, dev, prec, causal_lm_accumulation=4)
+                   10_000, 2000, 512, 16, 5e-5, 2, dev, prec, causal_lm_accumulation=4, causal_lm_learning_rate=2e-4)
 
 def get_profile(name:str|None=None, # 'tiny', 'cpu' or 'gpu'; default `$FT_PROFILE`, else chosen automatically
                )->Profile:

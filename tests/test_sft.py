@@ -151,3 +151,58 @@ def test_qlora_adapters_train_on_cpu(path, tok, chats):
     lora_B = [p for n, p in tr.model.named_parameters() if "lora_B" in n]
     assert len(lora_B) == len(layers) > 0
     assert all(p.detach().abs().sum() > 0 for p in lora_B)
+
+
+# --- pad = eos, SmolLM2's ChatML template, prompts longer than max_length ---------------------------------------------
+
+from ft_course.sft import CHATML_TEMPLATE, check_prompt_lengths, fix_pad_token
+
+CHATML_NO_MARKERS = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+                     "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
+                     "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+                     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+@pytest.fixture
+def chatml_tok(path):
+    "The tiny tokenizer dressed as SmolLM2's: ChatML special tokens, pad = eos = <|im_end|>, its template without markers"
+    t = AutoTokenizer.from_pretrained(path)
+    t.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]})
+    t.eos_token = t.pad_token = "<|im_end|>"
+    t.chat_template = CHATML_NO_MARKERS
+    return t
+
+def test_pad_equal_to_eos_is_refused_then_fixed(chatml_tok):
+    with pytest.raises(ValueError, match="fix_pad_token"): add_chat_template(chatml_tok)
+    fix_pad_token(chatml_tok)
+    assert chatml_tok.pad_token == "<|endoftext|>" and chatml_tok.pad_token_id != chatml_tok.eos_token_id
+    check_pad_token(chatml_tok)
+
+def test_fix_pad_token_without_a_spare_token_says_what_to_do(path):
+    t = AutoTokenizer.from_pretrained(path); t.pad_token = t.eos_token
+    with pytest.raises(ValueError, match="resize_token_embeddings"): fix_pad_token(t, candidates=("<nope>",))
+
+def test_chatml_gets_markers_and_renders_the_same_text(chatml_tok):
+    msgs = alpaca_to_messages({"instruction": "Name a colour.", "input": "", "output": "Blue"})["messages"]
+    own = chatml_tok.apply_chat_template(msgs, tokenize=False)
+    add_chat_template(fix_pad_token(chatml_tok))
+    assert chatml_tok.chat_template == CHATML_TEMPLATE
+    assert chatml_tok.apply_chat_template(msgs, tokenize=False) == own                 # byte-identical text
+    enc = chatml_tok.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    trained = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert chatml_tok.eos_token_id in trained                                         # the model learns to stop
+    assert "Blue" in chatml_tok.decode(trained) and "Name a colour" not in chatml_tok.decode(trained)
+
+def test_add_generation_prompt_is_not_a_marker(chatml_tok):
+    "The words 'add_generation_prompt' in a template are not a {% generation %} block"
+    fix_pad_token(chatml_tok)
+    with pytest.raises(ValueError, match="generation"): add_chat_template(chatml_tok, template=CHATML_NO_MARKERS, overwrite=True)
+
+def test_prompt_longer_than_max_length_is_a_clear_error(tok):
+    rows = [{"instruction": "Summarise.", "input": "word " * 200, "output": "Short."},
+            {"instruction": "Say hi.", "input": "", "output": "Hi."}]
+    ds = Dataset.from_list(rows).map(alpaca_to_messages, remove_columns=["instruction", "input", "output"])
+    with pytest.raises(ValueError, match=r"1 of 2 examples \(rows \[0\]\).*Raise max_length above"):
+        check_prompt_lengths(ds, tok, 64)
+    r = check_prompt_lengths(ds, tok, 64, raise_error=False)
+    assert r["prompt_too_long"] == [0] and r["examples"] == 2
+    assert check_prompt_lengths(ds, tok, 4096)["prompt_too_long"] == []
