@@ -157,3 +157,18 @@ def test_stored_outputs_come_from_the_right_profile():
              if s and s != {store_outputs.STORED_PROFILE[n]}}
     assert not wrong, f'{wrong}: re-run `python docs/store_outputs.py <name>`'
     assert {n for n, s in shown.items() if s} >= {'02_full_finetune', '03_llrd', '04_lora', '06_prompt_tuning', '08_monitoring'}
+
+
+CLEAN = ('04_lora', '05_qlora', '06_prompt_tuning', '07_sft')
+DIRT = {'a progress bar': re.compile(r'\d+/\d+ \[\d\d:\d\d|it/s\]|examples/s\]'), 'a machine path': re.compile(r'/root/|/home/|/tmp/ft-course'),
+        'a warning': re.compile(r'\b\w*Warning: ')}
+
+@pytest.mark.parametrize('stem', CLEAN)
+def test_stored_outputs_are_clean(stem):
+    "A stored output is part of the page: no progress bars, machine paths or warnings (the language-model notebooks)"
+    found = []
+    for i, c in enumerate(_nb(ROOT/'nbs'/f'{stem}.ipynb')['cells']):
+        for o in c.get('outputs', []):
+            text = ''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', ''))
+            found += [f'cell {i}: {what}: {m.group(0)!r}' for what, rx in DIRT.items() for m in [rx.search(text)] if m]
+    assert not found, f'{stem} stores {found[:5]}: silence them at the source, then re-store with docs/store_outputs.py {stem}'
