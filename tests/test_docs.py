@@ -148,7 +148,7 @@ def _stored_profiles(nb):
 
 
 def test_stored_outputs_come_from_the_right_profile():
-    "The website shows real runs: the cpu profile wherever a notebook trains the classifier, tiny only where it must"
+    "The website shows real runs: the cpu profile wherever a notebook trains a model (MiniLM, SmolLM2), tiny only where it must"
     assert set(store_outputs.STORED_PROFILE) == {p.stem for p in NOTEBOOKS if p.stem != 'index'}, (
         'docs/store_outputs.py must name the profile of every notebook')
     assert set(store_outputs.TINY_BECAUSE) == {n for n, p in store_outputs.STORED_PROFILE.items() if p == 'tiny'}
@@ -156,7 +156,8 @@ def test_stored_outputs_come_from_the_right_profile():
     wrong = {n: f'stored {sorted(s)}, should be {store_outputs.STORED_PROFILE[n]}' for n, s in shown.items()
              if s and s != {store_outputs.STORED_PROFILE[n]}}
     assert not wrong, f'{wrong}: re-run `python docs/store_outputs.py <name>`'
-    assert {n for n, s in shown.items() if s} >= {'02_full_finetune', '03_llrd', '04_lora', '06_prompt_tuning', '08_monitoring'}
+    assert {n for n, s in shown.items() if s} >= {'02_full_finetune', '03_llrd', '04_lora', '05_qlora', '06_prompt_tuning', '07_sft',
+                                                  '08_monitoring'}
 
 
 CLEAN = ('04_lora', '05_qlora', '06_prompt_tuning', '07_sft')
