@@ -53,7 +53,7 @@ The 2 cores are shared with other work (1-minute load average {load:.1f} at the 
 
 | steps | real tokens | train seconds | real tokens/s | s/step | peak RSS before train(): loading + one evaluation (MB) | peak RSS during train() (MB) | held-out loss before | after |
 |---|---|---|---|---|---|---|---|---|
-| {out.global_step} | {tokens:,} | {secs:.0f} | {tokens/secs:.0f} | {secs/out.global_step:.1f} | {rss_loaded:.0f} | {peak:.0f} | {loss_before:.3f} | {loss_after:.3f} |
+| {out.global_step} | {int(tokens):,} | {secs:.0f} | {tokens/secs:.0f} | {secs/out.global_step:.1f} | {rss_loaded:.0f} | {peak:.0f} | {loss_before:.3f} | {loss_after:.3f} |
 """)
     print(OUT.read_text())
 
