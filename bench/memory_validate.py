@@ -27,7 +27,10 @@ RES = Path(__file__).parent/"results"
 CMD = "nice -n 5 python bench/memory_validate.py"   # see NOTE
 NOTE = ("This run (2026-11-22): the CPU lock had five benchmarks queued, so it ran at nice 5 without the lock; memory "
         "does not depend on CPU contention. M_qlora_r8_all was re-measured with `--only M_qlora_r8_all` after keeping the "
-        "classifier and pooler out of 4-bit quantisation, and the predictions were recomputed with `--report`.")
+        "classifier and pooler out of 4-bit quantisation, and the predictions were recomputed with `--report`. 2026-12-04 (issue 14): "
+        "L_qlora_r8_all and M_qlora_r8_all re-measured with `--only` after `_build_for_spec` switched to notebook 05's path "
+        "(`load_4bit`, whose skip list keeps the untied `lm_head` of L out of 4 bits, then `prepare_model_for_kbit_training`); "
+        "the other rows are unchanged by that switch and were not re-run.")
 LLAMA = dict(model_type="llama", hidden_size=384, num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=2,
              intermediate_size=1024, vocab_size=16000, tie_word_embeddings=False)
 QV, QV_BERT = ["q_proj", "v_proj"], ["query", "value"]

@@ -193,6 +193,8 @@ def _layer_elems(S:ModelShape, spec:MemorySpec, trainable:bool, lora_slots:dict,
         norm = 2*h + (2*h if trainable else 0)                          # block inputs x1, x2 (+ normalised copies)
         kv = hkv if not eager else hq                                   # eager repeats K/V to all heads
         other = hq + 2*kv + hq + 3*i + scores                           # q, k, v, attention output (o_proj's input); gate, up, SiLU
+        if spec.method == "qlora" and spec.mixed:   # bitsandbytes returns a 4-bit layer's output in its input's dtype, and
+            other -= 3*i; norm += 3*i               # after `prepare_model_for_kbit_training` that is fp32: gate, up, SiLU in fp32
         if trainable: other += h + h + i                                # inputs of q/k/v, gate/up, down projections
     else:         # post-norm BERT block: LayerNorm, dropout, GELU MLP
         norm = 2*h                                                      # LayerNorm inputs
@@ -216,8 +218,9 @@ def activation_bytes(S:ModelShape, # from `model_shape`
     if spec.method in ("lora", "qlora"):
         for n, (fi, fo, _) in lora_modules(S, spec.lora_targets).items():
             leaf = n.rsplit(".", 1)[-1]
-            if not (S.gated and leaf == "o_proj"):                      # o_proj's input is already kept (attention output)
-                slots[_SHARED_INPUT.get(leaf, n.split(f".{_layer_of(n)}.", 1)[1])] = fi
+            if spec.mixed: slots[n.split(f".{_layer_of(n)}.", 1)[1]] = fi   # mixed: peft casts the input to the fp32 adapter's
+            elif not (S.gated and leaf == "o_proj"):                    # dtype and autocast back: a 16-bit copy per module;
+                slots[_SHARED_INPUT.get(leaf, n.split(f".{_layer_of(n)}.", 1)[1])] = fi   # fp32: shared; o_proj's input is kept anyway
             slots[n.split(f".{_layer_of(n)}.", 1)[1] + ".r"] = spec.lora_r
     n_flow = S.n_layers - first
     per = _layer_elems(S, spec, full or spec.method == "freeze", slots, seq)
@@ -237,24 +240,25 @@ def activation_bytes(S:ModelShape, # from `model_shape`
     return int(b * seq * acts), int(logits)
 
 # %% ../nbs/10_memory.ipynb #b90adea0
-def _build_for_spec(cfg, spec:MemorySpec):
-    "A randomly initialised model set up for `spec.method` (memory does not depend on the weights' values)"
+def _build_for_spec(cfg, spec:MemorySpec, init_device:str="cpu"):
+    "A randomly initialised model set up for `spec.method` the way the notebooks do it (memory does not depend on the weights' values)"
     import peft
     auto = AutoModelForCausalLM if spec.task == "causal_lm" else AutoModelForSequenceClassification
     dtype = torch.bfloat16 if spec.mixed and spec.method in ("lora", "qlora", "prompt_tuning") else torch.float32
+    if spec.precision == "fp16" and dtype == torch.bfloat16: dtype = torch.float16
     task_type = "CAUSAL_LM" if spec.task == "causal_lm" else "SEQ_CLS"
     torch.manual_seed(0)
-    model = auto.from_config(cfg, attn_implementation=spec.attn_implementation, dtype=dtype)
-    if spec.method == "qlora":   # quantise by loading a saved copy with bitsandbytes, as one does with Hub weights
-        import tempfile, bitsandbytes as bnb
-        from transformers import BitsAndBytesConfig
+    with torch.device(init_device):   # 'cuda': random init on the GPU (seconds for an 8B model, minutes on a CPU)
+        model = auto.from_config(cfg, attn_implementation=spec.attn_implementation, dtype=dtype)
+    if spec.method == "qlora":   # notebook 05's path: save, reload through `load_4bit` (its skip list keeps the head out of
+        import tempfile          # 4 bits, tied or not), then `prepare_model_for_kbit_training` (non-4-bit weights to fp32)
+        from .qlora import load_4bit
+        on_gpu = spec.device == "cuda" and torch.cuda.is_available()
         with tempfile.TemporaryDirectory() as d:
             model.save_pretrained(d); del model
-            q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["classifier", "score", "pooler"])
-            model = auto.from_pretrained(d, quantization_config=q, dtype=dtype, attn_implementation=spec.attn_implementation)
-        for m in model.modules():
-            if isinstance(m, bnb.nn.Linear4bit): m.support_avx512bf16_for_cpu = False   # CPU bf16 kernel trap on this stack
+            model = load_4bit(d, compute_dtype=dtype, task=spec.task, dtype=dtype, attn_implementation=spec.attn_implementation,
+                              **({"device_map": {"": 0}} if on_gpu else {}))
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
     if spec.method == "freeze":
         for n, p in model.named_parameters():
             p.requires_grad = not (_is_embedding(n) or (_layer_of(n) is not None and _layer_of(n) < spec.frozen_layers))
@@ -264,7 +268,7 @@ def _build_for_spec(cfg, spec:MemorySpec):
     if spec.method == "prompt_tuning":
         model = peft.get_peft_model(model, peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=spec.num_virtual_tokens,
                                                                         **prompt_dims(model)))
-    if spec.gradient_checkpointing:
+    if spec.gradient_checkpointing and spec.method != "qlora":   # QLoRA: `prepare_model_for_kbit_training` turned it on
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
@@ -295,9 +299,13 @@ def estimate_memory(config, # anything `as_config` accepts: PretrainedConfig, di
     lin_all = sum(i * o for i, o, _ in S.linears.values())
     quant = 0
     if spec.method in ("full", "llrd", "freeze"):
-        weights = 4 * P + (2 * lin_all if spec.mixed else 0)   # fp32 master weights + autocast's 16-bit copies
+        # fp32 master weights + autocast's 16-bit copies of the Linear weights, kept for the backward pass; with gradient
+        # checkpointing a block's copies are made again in its recomputation and freed, so only the head's copy stays
+        weights = 4 * P + (2 * (lin_all - lin_blocks if spec.gradient_checkpointing else lin_all) if spec.mixed else 0)
     elif spec.method == "qlora":
-        weights = lin_blocks // 2 + (P - lin_blocks) * cb + 4 * T   # NF4 codes, the rest in the compute dtype, fp32 adapters
+        # NF4 codes; `prepare_model_for_kbit_training` casts every weight not in 4 bits (embeddings, lm_head, norms) to
+        # fp32; under autocast the frozen fp32 head is cast to 16 bits each forward and that copy is saved for backward
+        weights = lin_blocks // 2 + (P - lin_blocks) * 4 + ((lin_all - lin_blocks) * cb if spec.mixed else 0) + 4 * T
         quant = int(lin_blocks * (NF4_BITS - 4) / 8) + max(i * o for i, o, l in S.linears.values() if l is not None) * cb
     else:
         weights = P * cb + 4 * T     # frozen base in the compute dtype, trainable adapters/prompt (and head copy) in fp32

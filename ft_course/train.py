@@ -17,9 +17,9 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dat
 from .setup import Profile, get_profile, setup_env
 
 # %% auto #0
-__all__ = ['load_classifier', 'compute_metrics', 'make_training_args', 'total_train_steps', 'lr_schedule', 'check_warmup',
-           'base_model', 'uses_num_items_in_batch', 'make_trainer', 'log_frame', 'plot_losses', 'count_parameters',
-           'reset_peak_memory', 'peak_memory_mb']
+__all__ = ['load_classifier', 'compute_metrics', 'gpu_speed_kwargs', 'make_training_args', 'total_train_steps', 'lr_schedule',
+           'check_warmup', 'base_model', 'uses_num_items_in_batch', 'make_trainer', 'log_frame', 'plot_losses',
+           'count_parameters', 'reset_peak_memory', 'peak_memory_mb']
 
 # %% ../nbs/02_full_finetune.ipynb #a9149078
 def load_classifier(profile:Profile|None=None, # default `get_profile()`
@@ -44,15 +44,22 @@ def compute_metrics(eval_pred # `EvalPrediction` (or a (logits, labels) tuple) f
     return {"accuracy": accuracy_score(labels, preds), "f1": f1_score(labels, preds, average="macro")}
 
 # %% ../nbs/02_full_finetune.ipynb #6dff1462
+def gpu_speed_kwargs()->dict:
+    "The measured fastest `Trainer` settings for this GPU (notebook 10's H200 run): Liger's fused linear cross-entropy, if installed"
+    import importlib.util
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8: return {}   # measured on Hopper; T4 untested
+    return dict(use_liger_kernel=True) if importlib.util.find_spec("liger_kernel") else {}
+
 def make_training_args(output_dir:str, # where checkpoints and logs go
                        profile:Profile|None=None, # batch size, lr, epochs, device and precision; default `get_profile()`
                        **overrides # any `TrainingArguments` field, e.g. `max_steps=50`
                       )->TrainingArguments:
-    "`TrainingArguments` with the course defaults (10% warmup, eval each epoch, no checkpoints, no reporting)"
+    "`TrainingArguments` with the course defaults (10% warmup, eval each epoch, no checkpoints, no reporting; `gpu` profile: `gpu_speed_kwargs`)"
     p = profile or get_profile()
     kw = dict(output_dir=output_dir, eval_strategy="epoch", logging_strategy="steps", logging_steps=10,
               warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", save_strategy="no",
               report_to="none", seed=42, data_seed=42, dataloader_num_workers=0) | p.training_kwargs()
+    if p.name == "gpu": kw |= gpu_speed_kwargs()
     return TrainingArguments(**(kw | overrides))
 
 # %% ../nbs/02_full_finetune.ipynb #37400d17

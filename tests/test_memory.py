@@ -1,11 +1,11 @@
 "Memory estimator: exact parameter counts, activation accounting against autograd, validation errors, fit warnings."
-import warnings
+import json, warnings
 import pytest, torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainingArguments
 from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
 from ft_course.setup import build_tiny_causal_lm, build_tiny_classifier
-from ft_course.memory import (GPUS, KNOWN_CONFIGS, NF4_BITS, FitCheckCallback, MemorySpec, activation_bytes, as_config,
+from ft_course.memory import (CUDA_CONTEXT_BYTES, GPUS, KNOWN_CONFIGS, NF4_BITS, FitCheckCallback, MemorySpec, activation_bytes, as_config,
                               estimate_memory, fit_table, lora_modules, measure_peak, model_shape, saved_tensor_bytes,
                               trainable_params, warn_if_wont_fit, _build_for_spec)
 
@@ -58,7 +58,10 @@ def test_activations_match_autograd(method, kw):
 def test_estimate_orders_and_terms():
     e = lambda **kw: estimate_memory("Llama-3.2-1B", **({"batch_size": 2, "seq_len": 256} | kw))
     full, lora, qlora = e(method="full"), e(method="lora"), e(method="qlora")
-    assert qlora.total < lora.total < full.total
+    assert qlora.weights < lora.weights and lora.total < full.total
+    # QLoRA's fp32 MLP tensors (bitsandbytes returns its input's dtype, fp32 after prepare_model_for_kbit_training) cost more
+    # activation memory than LoRA's bf16 ones: measured on an H200, 1B at 8 x 1,024 QLoRA peaked above LoRA (bench/results/gpu_*.md)
+    assert qlora.activations > lora.activations
     lin_all = sum(i * o for i, o, _ in model_shape("Llama-3.2-1B").linears.values())   # includes the tied lm_head
     assert full.weights + full.gradients + full.optimizer_states == 16 * full.total_params + 2 * lin_all   # ~18 bytes/param
     assert e(method="full", optimizer="adamw_8bit").optimizer_states * 4 == full.optimizer_states
@@ -94,3 +97,76 @@ def test_distilbert_estimate_matches_measurement(method):
     spec = MemorySpec(method=method, task="seq_cls", batch_size=8, seq_len=128, precision="fp32", device="cpu")
     predicted, measured = estimate_memory("distilbert-base-uncased", spec).total, measure_peak("distilbert-base-uncased", spec)
     assert abs(predicted / measured - 1) < 0.10, f"{method}: predicted {predicted / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB"
+
+# ---- GPU evidence (issue 14): QLoRA as notebook 05 builds it, checked against H200 measurements
+H200_QUOTED = [   # (config, spec fields, measured max_memory_allocated GiB) quoted in issue 14 from an earlier H200 run
+    ("Qwen/Qwen2.5-7B-Instruct", dict(method="qlora", batch_size=1, seq_len=512, gradient_checkpointing=True), 9.91),
+    ("Llama-3.1-8B", dict(method="qlora", batch_size=4, seq_len=1024, gradient_checkpointing=True), 17.63),
+    ("Llama-3.2-3B", dict(method="full", batch_size=4, seq_len=1024, gradient_checkpointing=True), 49.8)]
+
+def _gpu_error(config, kw, measured_gib):
+    spec = MemorySpec(precision="bf16", device="cuda", **kw)
+    return (estimate_memory(config, spec).total - CUDA_CONTEXT_BYTES) / 2**30 / measured_gib - 1
+
+@pytest.mark.parametrize("config,kw,measured", H200_QUOTED)
+def test_quoted_h200_measurements_within_bar(config, kw, measured):
+    "Never a false 'fits': the prediction is between -5% and +10% of what the H200 measured"
+    err = _gpu_error(config, kw, measured)
+    assert -0.05 <= err <= 0.10, f"{config} {kw}: {err:+.1%}"
+
+def _stored_gpu_rows():
+    import pandas as pd
+    from pathlib import Path
+    df = pd.read_csv(Path(__file__).parent.parent/"bench/results/gpu_NVIDIA_H200.csv")
+    df = df[(df.section == "mem") & (df.status == "ok")]
+    known = {"qwen05b_full_b8x512", "qwen05b_lora_b8x512", "qwen05b_qlora_ckpt_b8x512"}   # under-predicted: open, see notebook 10
+    return [pytest.param(r.model, dict(method=r.method, batch_size=int(r.batch_size), seq_len=int(r.seq_len), optimizer=r.optimizer,
+                                       gradient_checkpointing=bool(r.gradient_checkpointing), lora_r=json.loads(r.settings)["lora_r"]),
+                         float(r.measured_gib), id=r["name"],
+                         marks=[pytest.mark.xfail(strict=True, reason="Qwen2.5-0.5B at batch 8 x 512: under-predicted, cause open")] if r["name"] in known else [])
+            for _, r in df.iterrows()]
+
+@pytest.mark.parametrize("config,kw,measured", _stored_gpu_rows())
+def test_stored_h200_rows_within_bar(config, kw, measured):
+    "Every clean memory row of bench/gpu_check.py's stored H200 run, re-predicted with the current estimator"
+    err = _gpu_error(config, kw, measured)
+    assert -0.05 <= err <= 0.10, f"{config} {kw}: {err:+.1%}"
+
+def test_qlora_terms_follow_prepare_model_for_kbit_training():
+    "QLoRA weights: NF4 codes + every other weight in fp32 (prepare_model_for_kbit_training) + the head's 16-bit autocast copy"
+    S = model_shape("Llama-3.1-8B")
+    lin_blocks = sum(i * o for i, o, l in S.linears.values() if l is not None)
+    e = estimate_memory("Llama-3.1-8B", method="qlora", batch_size=1, seq_len=128)
+    head = S.vocab * S.h
+    assert e.weights == lin_blocks // 2 + (S.n_params - lin_blocks) * 4 + head * 2 + 4 * e.trainable_params
+    tied = model_shape("Llama-3.2-1B")   # tied head: the embedding matrix counted once, cast once
+    assert sum(v for n, v in tied.params.items() if "embed" in n or "lm_head" in n) == tied.vocab * tied.h
+
+def test_build_for_spec_qlora_tied_head_cpu():
+    "_build_for_spec builds QLoRA through load_4bit + prepare_model_for_kbit_training: a tied lm_head stays out of 4 bits and trains"
+    import bitsandbytes as bnb
+    cfg = as_config(dict(LLAMA, tie_word_embeddings=True))
+    spec = MemorySpec(method="qlora", batch_size=2, seq_len=16, precision="bf16", device="cpu", gradient_checkpointing=True, lora_r=4)
+    model = _build_for_spec(cfg, spec).train()
+    base = model.get_base_model()
+    assert not isinstance(base.lm_head, bnb.nn.Linear4bit) and isinstance(base.model.layers[0].mlp.up_proj.base_layer, bnb.nn.Linear4bit)
+    assert base.lm_head.weight is base.model.embed_tokens.weight
+    assert all(p.dtype == torch.float32 for n, p in base.named_parameters() if p.__class__.__name__ != "Params4bit")
+    assert base.is_gradient_checkpointing
+    ids = torch.randint(3, 1000, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16): loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_mixed_precision_activations_match_autograd(method):
+    "Under bf16 autocast: per-module LoRA input copies, and QLoRA's fp32 MLP tensors (bitsandbytes returns the input's dtype)"
+    cfg = dict(LLAMA, hidden_size=256, intermediate_size=1024, tie_word_embeddings=True)
+    spec = MemorySpec(method=method, batch_size=2, seq_len=64, precision="bf16", device="cpu")
+    model = _build_for_spec(as_config(cfg), spec).train()
+    def saved(s):
+        ids = torch.randint(3, 1000, (2, s))
+        with torch.autocast("cpu", dtype=torch.bfloat16): return saved_tensor_bytes(model, input_ids=ids, labels=ids)
+    per_token = (saved(64) - saved(32)) / (2 * 32)          # the slope: constant terms (weight copies) cancel
+    acts, _ = activation_bytes(model_shape(cfg), spec)
+    assert abs((acts / (2 * 64) + 1000 * 4) / per_token - 1) < 0.03

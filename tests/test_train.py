@@ -68,3 +68,11 @@ def test_make_training_args_overrides_win(tiny):
     args = make_training_args("/tmp/x", prof, learning_rate=3e-4, per_device_train_batch_size=4, eval_strategy="no")
     assert (args.learning_rate, args.per_device_train_batch_size, args.eval_strategy) == (3e-4, 4, "no")
     assert make_training_args("/tmp/x", prof).learning_rate == prof.learning_rate
+
+def test_gpu_speed_kwargs_only_on_a_capable_gpu():
+    "The measured GPU speed settings (Liger) never reach CPU or tiny runs"
+    import torch
+    from ft_course.train import gpu_speed_kwargs, make_training_args
+    from ft_course.setup import get_profile
+    if not torch.cuda.is_available(): assert gpu_speed_kwargs() == {}
+    assert not make_training_args("/tmp/ft-course-runs/test_speedkw", get_profile("tiny")).use_liger_kernel
