@@ -19,7 +19,7 @@ import pandas as pd, torch, datasets, transformers
 from datasets import concatenate_datasets
 from transformers import AutoModelForCausalLM
 from peft import PeftModel
-from ft_course.evaluation import (EVAL_SIZES, PARSERS, sst2_splits, to_prompt_completion, sentiment_prompt, load_chat_model,
+from ft_course.evaluation import (PARSERS, sst2_splits, to_prompt_completion, sentiment_prompt, load_chat_model,
                                   generate_answers, score_answers, completion_loss, lora_sft_trainer, mean_sd,
                                   contamination_report)
 
@@ -62,7 +62,7 @@ def train(prof, tok, train_ds, size, lr, seed):
 def main():
     setup_env()
     prof = get_profile()
-    size = EVAL_SIZES[prof.name]
+    size = prof.evaluation
     splits = sst2_splits(size["n_train"], size["n_val"], size["n_eval"], prof.source)
     test = splits["test"]
     rows, t_all = [], time.perf_counter()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-STORED_PROFILE = {"00_setup": "cpu", "01_data": "cpu", "02_full_finetune": "cpu", "03_llrd": "cpu", "04_lora": "cpu",
+STORED_PROFILE = {"00_setup": "cpu", "00a_vocabulary": "cpu", "01_data": "cpu", "01a_measure": "cpu", "02_full_finetune": "cpu", "03_llrd": "cpu", "04_lora": "cpu",
                   "05_qlora": "cpu", "06_prompt_tuning": "cpu", "07_sft": "cpu", "07a_evaluation": "cpu",
                   "08_monitoring": "cpu",
                   "09_compare": "tiny", "10_memory": "cpu", "11_cli": "cpu", "12_instructor_guide": "tiny"}

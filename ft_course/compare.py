@@ -6,40 +6,40 @@ Docs: https://ft-course.github.io/ft_course/compare.html.md"""
 
 # %% ../nbs/09_compare.ipynb #c307b8c0
 from __future__ import annotations
-import json, os, shutil, subprocess, sys, time, warnings
+import json, os, shutil, time, warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 
 from .setup import PROFILE_NAMES, Profile, get_profile, setup_env
+from .vocabulary import METHODS, PEFT_TASK_TYPES, head_modules
+from .measure import memory_in_use_mb, peak_memory_mb, reset_peak_memory, run_in_fresh_process
 from .data import load_profile_data, tokenize
-from .train import (count_parameters, load_classifier, make_trainer, make_training_args, peak_memory_mb,
-                             reset_peak_memory)
+from .train import count_parameters, load_classifier, make_trainer, make_training_args
 from .llrd import LLRDConfig, find_layers, freeze_lower_layers, llrd_optimizer
 from .lora import folder_size_mb, suggest_target_modules
 from .prompt_tuning import prompt_dims
+from .qlora import load_4bit
 from .memory import FitCheckCallback, MemorySpec, model_shape
 
 # %% auto #0
-__all__ = ['METHOD_CONFIGS', 'METHODS', 'METHOD_BUILDERS', 'COLUMNS', 'MethodConfig', 'register_method', 'build_full',
-           'build_llrd', 'build_freeze', 'build_lora', 'build_qlora', 'build_prompt_tuning', 'TrainClock',
-           'CompareConfig', 'run_method', 'time_to_accuracy', 'results_frame', 'plot_comparison', 'run_comparison']
+__all__ = ['METHOD_CONFIGS', 'METHOD_BUILDERS', 'COLUMNS', 'MethodConfig', 'register_method', 'build_full', 'build_llrd',
+           'build_freeze', 'build_lora', 'build_qlora', 'build_prompt_tuning', 'TrainClock', 'CompareConfig',
+           'run_method', 'time_to_accuracy', 'results_frame', 'plot_comparison', 'run_comparison']
 
-# %% ../nbs/09_compare.ipynb #89c01420
+# %% ../nbs/09_compare.ipynb #60a74639
 @dataclass
 class MethodConfig:
     "How one method trains in the comparison (names as in peft and the papers)"
-    method:str                        # 'full', 'llrd', 'freeze', 'lora', 'qlora', 'prompt_tuning' or 'naive'
-    learning_rate:float               # for pretrained models (cpu and gpu profiles)
-    tiny_learning_rate:float          # for the tiny profile's random model
+    method:str                        # the key: 'full', 'llrd', 'freeze', 'lora', 'qlora', 'prompt_tuning', 'naive' or your own
+    learning_rate:float               # for pretrained models; `Profile.compare['learning_rates']` may override it (tiny)
     r:int = 8                         # LoRA rank (lora, qlora)
     lora_alpha:float = 16             # LoRA scale numerator
     lora_dropout:float = 0.1          # dropout on LoRA's input
     target_modules:list[str]|None = None   # LoRA targets; None: the model's attention query/value (`suggest_target_modules`)
-    modules_to_save:list[str] = field(default_factory=lambda: ["classifier", "pooler", "pre_classifier"])  # trained in full, if present
+    modules_to_save:list[str] = field(default_factory=lambda: head_modules("seq_cls"))  # trained in full, if present
     num_virtual_tokens:int = 20       # soft-prompt length (prompt_tuning)
     layer_decay:float = 0.9           # LLRD factor per layer
     frozen_fraction:float = 0.5       # freeze: the embeddings and this share of the lowest layers
@@ -47,88 +47,87 @@ class MethodConfig:
     per_device_train_batch_size:int|None = None   # None: the profile's (the same for every method)
     pad_to_max_length:bool = False    # pad every training example to the model's maximum length
     fp32:bool = False                 # ignore the profile's bf16/fp16
+    memory_method:str|None = None     # the `MemorySpec` method it costs like; None: `method` if it is one of METHODS
     source:str = ""                   # where the values come from
     def __post_init__(self):
-        if self.learning_rate <= 0 or self.tiny_learning_rate <= 0: raise ValueError(f"{self.method}: learning rates must be > 0")
+        if self.learning_rate <= 0: raise ValueError(f"{self.method}: learning_rate must be > 0")
         if not 0 <= self.frozen_fraction < 1: raise ValueError(f"frozen_fraction={self.frozen_fraction}: use a share in [0, 1)")
+        if self.memory_method is None and self.method in METHODS: self.memory_method = self.method
     def lr(self, profile:Profile)->float:
         "The learning rate for `profile`"
-        return self.tiny_learning_rate if profile.name == "tiny" else self.learning_rate
+        return profile.compare.get("learning_rates", {}).get(self.method, self.learning_rate)
 
-METHOD_CONFIGS = {
-    "full": MethodConfig("full", 5e-5, 1e-3, source="BERT's 2e-5..5e-5 (Devlin et al. 2019); 78.0% dev after 1 epoch on MiniLM (02_full_finetune)"),
-    "llrd": MethodConfig("llrd", 1e-4, 2e-3, layer_decay=0.9, source="Sun et al. 2019 (decay 0.95 on BERT-base); head lr 1e-4, decay 0.9: 78.7% (bench/results/issue2_cpu.md)"),
-    "freeze": MethodConfig("freeze", 1e-4, 1e-3, frozen_fraction=0.5, source="embeddings + layers 0-2 of 6 frozen, lr 1e-4: 78.3% (bench/results/issue2_cpu.md)"),
-    "lora": MethodConfig("lora", 1e-3, 1e-2, source="Hu et al. 2021; lr 1e-3 beat 5e-4 (75.8% vs 73.1%), pooler in modules_to_save (bench/results/lora_cpu.md)"),
-    "qlora": MethodConfig("qlora", 1e-3, 1e-2, source="Dettmers et al. 2023; the lora row's adapters on an NF4 base, so the 4-bit base is the only difference"),
-    "prompt_tuning": MethodConfig("prompt_tuning", 3e-2, 1e-1, modules_to_save=["classifier"], source="Lester et al. 2021 use 0.3 with Adafactor; 3e-2 with AdamW (06_prompt_tuning)"),
-    "naive": MethodConfig("naive", 5e-5, 5e-5, warmup_steps=500, per_device_train_batch_size=16, pad_to_max_length=True, fp32=True,
-                          source="the Trainer example in the transformers docs: batch 16, default lr 5e-5, warmup_steps=500, padding='max_length'"),
-}
-METHODS = ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")   # the six methods; 'naive' is the recipe baseline
+# %% ../nbs/09_compare.ipynb #2988ae6b
+METHOD_CONFIGS, METHOD_BUILDERS = {}, {}
 
-# %% ../nbs/09_compare.ipynb #321be5cc
-METHOD_BUILDERS = {}
-
-def register_method(name:str # key used in `CompareConfig.methods` and `METHOD_CONFIGS`
+def register_method(config:MethodConfig # the method's settings; `config.method` is its key
                    ):
-    "Decorator: register `fn(profile, cfg) -> (model, optimizer | None)` as a method of the comparison"
-    def deco(fn): METHOD_BUILDERS[name] = fn; return fn
+    "Decorator: register `fn(profile, cfg) -> (model, optimizer | None)` with its settings, as one method of the comparison"
+    def deco(fn):
+        METHOD_CONFIGS[config.method], METHOD_BUILDERS[config.method] = config, fn
+        return fn
     return deco
 
 def _present(model, names): return [n for n in names if any(m.split(".")[-1] == n for m, _ in model.named_modules())]
 
 def _lora_config(model, cfg:MethodConfig):
     from peft import LoraConfig
-    return LoraConfig(task_type="SEQ_CLS", r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+    return LoraConfig(task_type=PEFT_TASK_TYPES["seq_cls"], r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=cfg.target_modules or suggest_target_modules(model),
                       modules_to_save=_present(model, cfg.modules_to_save))
 
-@register_method("full")
-@register_method("naive")
+# %% ../nbs/09_compare.ipynb #b3f7bb84
+@register_method(MethodConfig("full", 5e-5, source="BERT's 2e-5..5e-5 (Devlin et al. 2019); 78.0% dev after 1 epoch on MiniLM (02_full_finetune)"))
+@register_method(MethodConfig("naive", 5e-5, warmup_steps=500, per_device_train_batch_size=16, pad_to_max_length=True, fp32=True,
+                              memory_method="full", source="the Trainer example in the transformers docs: batch 16, default lr 5e-5, "
+                              "warmup_steps=500, padding='max_length'"))
 def build_full(profile, cfg):
     "Every weight trains (also the naive recipe: the difference is in its arguments and padding)"
     return load_classifier(profile)[0], None
 
-@register_method("llrd")
+@register_method(MethodConfig("llrd", 1e-4, layer_decay=0.9, source="Sun et al. 2019 (decay 0.95 on BERT-base); head lr 1e-4, "
+                              "decay 0.9: 78.7% (bench/results/issue2_cpu.md)"))
 def build_llrd(profile, cfg):
     "Every weight trains, AdamW groups with `lr * layer_decay ** depth` (03_llrd)"
     model = load_classifier(profile)[0]
     return model, llrd_optimizer(model, LLRDConfig(cfg.lr(profile), cfg.layer_decay))
 
-@register_method("freeze")
+@register_method(MethodConfig("freeze", 1e-4, frozen_fraction=0.5, source="embeddings + layers 0-2 of 6 frozen, lr 1e-4: 78.3% "
+                              "(bench/results/issue2_cpu.md)"))
 def build_freeze(profile, cfg):
     "Embeddings and the lowest `frozen_fraction` of the layers frozen (03_llrd)"
     model = load_classifier(profile)[0]
     freeze_lower_layers(model, int(cfg.frozen_fraction * len(find_layers(model).layers)))
     return model, None
 
-@register_method("lora")
+# %% ../nbs/09_compare.ipynb #f4a4156e
+@register_method(MethodConfig("lora", 1e-3, source="Hu et al. 2021; lr 1e-3 beat 5e-4 (75.8% vs 73.1%), pooler in modules_to_save "
+                              "(bench/results/lora_cpu.md)"))
 def build_lora(profile, cfg):
     "peft LoRA on the attention query/value, head and pooler trained in full (04_lora)"
     from peft import get_peft_model
     model = load_classifier(profile)[0]
     return get_peft_model(model, _lora_config(model, cfg)), None
 
-@register_method("qlora")
+@register_method(MethodConfig("qlora", 1e-3, source="Dettmers et al. 2023; the lora row's adapters on an NF4 base, so the 4-bit "
+                              "base is the only difference"))
 def build_qlora(profile, cfg):
-    "The same LoRA on an NF4 base with double quantisation (05_qlora)"
+    "The same LoRA on an NF4 base with double quantisation; the head stays out of 4 bits (05_qlora)"
     from peft import get_peft_model, prepare_model_for_kbit_training
-    from ft_course.qlora import load_4bit
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(profile.precision, "float32")
-    model = load_4bit(profile.classifier, compute_dtype=dtype, task="seq_cls",
-                      skip_modules=["classifier", "score", "pooler.dense", "pre_classifier"])   # load_4bit guards the CPU kernel trap
+    model = load_4bit(profile.classifier, compute_dtype=dtype, task="seq_cls")   # load_4bit guards the CPU kernel trap
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, _lora_config(model, cfg)), None
 
-@register_method("prompt_tuning")
+@register_method(MethodConfig("prompt_tuning", 3e-2, modules_to_save=["classifier"], source="Lester et al. 2021 use 0.3 with "
+                              "Adafactor; 3e-2 with AdamW (06_prompt_tuning)"))
 def build_prompt_tuning(profile, cfg):
     "20 soft-prompt vectors initialised from a sentence, plus the classifier (06_prompt_tuning)"
     from peft import PromptTuningConfig, get_peft_model
     model = load_classifier(profile)[0]
-    pt = PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=cfg.num_virtual_tokens, prompt_tuning_init="TEXT",
-                            prompt_tuning_init_text="Classify if the sentiment of this review is positive or negative",
-                            tokenizer_name_or_path=profile.classifier, **prompt_dims(model))
+    pt = PromptTuningConfig(task_type=PEFT_TASK_TYPES["seq_cls"], num_virtual_tokens=cfg.num_virtual_tokens,
+                            prompt_tuning_init="TEXT", tokenizer_name_or_path=profile.classifier, **prompt_dims(model),
+                            prompt_tuning_init_text="Classify if the sentiment of this review is positive or negative")
     return get_peft_model(model, pt), None
 
 # %% ../nbs/09_compare.ipynb #225ad5df
@@ -155,15 +154,15 @@ class CompareConfig:
     "What every method of one comparison shares"
     profile:str = "tiny"              # 'tiny', 'cpu' or 'gpu'
     methods:list[str] = field(default_factory=lambda: [*METHODS, "naive"])  # keys of METHOD_CONFIGS
-    n_train:int|None = None           # training rows; None: 2,000 on cpu, else the profile's
+    n_train:int|None = None           # training rows; None: the profile's comparison size (2,000 on cpu), else its n_train
     n_eval:int|None = None            # dev rows; None: the profile's
     num_train_epochs:float|None = None # None: the profile's (2)
     max_steps:int|None = None         # overrides the epochs (quick probes)
     evals_per_epoch:int = 3           # dev evaluations per epoch (time-to-accuracy resolution)
     target_accuracy:float|None = None # time-to-accuracy target; None: 0.70 on cpu/gpu, 90% of the best final accuracy on tiny
-    naive_max_seconds:float|None = None # training-time budget of the naive recipe; None: 240 s on cpu, 10 s on tiny, 600 s on gpu
+    naive_max_seconds:float|None = None # training-time budget of the naive recipe; None: the profile's (240 s on cpu)
     isolate:bool = True               # each method in a fresh process (the only way to measure peak RSS per method)
-    seed:int = 42
+    seed:int = 42                     # seed of the model's head, the data order and dropout
     out:str = "compare_results"       # folder for the CSV, plots, runs.jsonl
     def __post_init__(self):
         if self.profile not in PROFILE_NAMES: raise ValueError(f"profile={self.profile!r}: use one of {PROFILE_NAMES}")
@@ -176,27 +175,77 @@ class CompareConfig:
         if self.num_train_epochs is not None and self.num_train_epochs <= 0: raise ValueError(f"num_train_epochs={self.num_train_epochs}: use a positive number")
         if self.evals_per_epoch < 1: raise ValueError(f"evals_per_epoch={self.evals_per_epoch}: use 1 or more")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1: raise ValueError(f"target_accuracy={self.target_accuracy}: use a share in (0, 1], e.g. 0.7")
+    def naive_cap(self, profile:Profile)->float:
+        "Training seconds the naive recipe may run (its padded batches are slow: a budget keeps the comparison short)"
+        return self.naive_max_seconds if self.naive_max_seconds is not None else profile.compare.get("naive_max_seconds", 600)
     def resolve(self)->Profile:
         "The profile with this comparison's rows and epochs"
         p = get_profile(self.profile)
-        n_train = self.n_train or (2000 if p.name == "cpu" else p.n_train)
+        n_train = self.n_train or p.compare.get("n_train") or p.n_train
         return replace(p, n_train=n_train, n_eval=self.n_eval or p.n_eval, num_train_epochs=self.num_train_epochs or p.num_train_epochs)
 
-# %% ../nbs/09_compare.ipynb #541fc8d6
-def _rss_mb()->float:
-    "Memory in use now: CUDA `memory_allocated`, or this process's RSS"
-    if torch.cuda.is_available(): return torch.cuda.memory_allocated() / 2**20
-    import psutil; return psutil.Process().memory_info().rss / 2**20
-
-def _spec(name, cfg, profile, seq_len, model):
-    "The `MemorySpec` of this run, for `FitCheckCallback`"
-    m = {"naive": "full"}.get(name, name)
+# %% ../nbs/09_compare.ipynb #dc971043
+def _memory_spec(cfg:MethodConfig, profile:Profile, seq_len:int, model)->MemorySpec|None:
+    "The `MemorySpec` of this run, for `FitCheckCallback`; None for a method the estimator does not know"
+    m = cfg.memory_method
+    if m is None: return None
     kw = dict(method=m, seq_len=seq_len, task="seq_cls", device=profile.device)
     if m in ("lora", "qlora"): kw |= dict(lora_r=cfg.r, lora_targets=sorted(model.peft_config["default"].target_modules))
     if m == "prompt_tuning": kw |= dict(num_virtual_tokens=cfg.num_virtual_tokens)
     if m == "freeze": kw |= dict(frozen_layers=max(1, int(cfg.frozen_fraction * len(find_layers(model).layers))))
     return MemorySpec(**kw)
 
+def _tokenized(cfg:MethodConfig, p:Profile, tok, model)->tuple:
+    "(tokenised data, training sequence length, mean real tokens per training example); the naive recipe pads"
+    mpe = model.config.max_position_embeddings
+    seq = min(p.max_length, mpe - cfg.num_virtual_tokens) if cfg.memory_method == "prompt_tuning" else p.max_length
+    data = tokenize(load_profile_data(p), tok, seq)
+    real_tokens = float(np.mean([len(x) for x in data["train"]["input_ids"]]))
+    if cfg.pad_to_max_length:   # the tutorial recipe: tokenizer(..., padding="max_length") on the training set
+        seq = min(tok.model_max_length, mpe)
+        data["train"] = load_profile_data(p)["train"].map(
+            lambda b: tok(b["text"], truncation=True, max_length=seq, padding="max_length"), batched=True, remove_columns=["text"])
+    return data, seq, real_tokens
+
+# %% ../nbs/09_compare.ipynb #0c6a96f3
+def _run_args(name:str, cfg:MethodConfig, config:CompareConfig, p:Profile, n_train:int):
+    "`TrainingArguments` of one run: the shared budget and evaluations, the method's rate, batch, warmup and precision"
+    bs = cfg.per_device_train_batch_size or p.per_device_train_batch_size
+    per_epoch = int(np.ceil(n_train / bs))
+    every = max(1, per_epoch // config.evals_per_epoch)
+    prec = {"fp16": False, "bf16": False} if cfg.fp32 else {}
+    return make_training_args(str(Path(config.out)/"runs"/name), p, learning_rate=cfg.lr(p), per_device_train_batch_size=bs,
+                              max_steps=config.max_steps or int(per_epoch * p.num_train_epochs), warmup_steps=cfg.warmup_steps,
+                              eval_strategy="steps", eval_steps=every, logging_steps=max(1, every // 2), disable_tqdm=True,
+                              seed=config.seed, data_seed=config.seed, **prec)
+
+def _train(model, optimizer, args, data, tok, callbacks:list):
+    "Train with `make_trainer`, quietly: the log dicts stay in `log_history`; return the trainer"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the naive recipe's warmup warning is the point; the table says it
+        trainer = make_trainer(model, args, data, tok, callbacks=callbacks, optimizers=(optimizer, None))
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    return trainer
+
+# %% ../nbs/09_compare.ipynb #8ec6b073
+def _measurements(model, trainer, clock:TrainClock, real_tokens:float)->dict:
+    "Peak memory, counts, timings and the last evaluation of a finished run"
+    peak, n, bs = peak_memory_mb(), trainer.state.global_step, trainer.args.per_device_train_batch_size
+    trainable, _ = count_parameters(model)
+    total = model_shape({k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}, "seq_cls").n_params
+    return dict(steps=n, trainable=trainable, total=total, trainable_pct=100 * trainable / total, peak_mem_mb=round(peak, 1),
+                train_s=round(clock.train_s, 2), ms_per_step=round(1000 * clock.train_s / max(n, 1), 1),
+                examples_per_s=round(n * bs / clock.train_s, 2), tokens_per_s=round(n * bs * real_tokens / clock.train_s, 1),
+                eval_loss=clock.curve[-1]["eval_loss"], accuracy=clock.curve[-1]["accuracy"], curve=clock.curve,
+                log_history=trainer.state.log_history)
+
+def _saved_mb(model, folder:Path)->float:
+    "Size of what `save_pretrained` writes (the adapter for peft models), then deleted"
+    model.save_pretrained(folder); size = folder_size_mb(folder); shutil.rmtree(folder, ignore_errors=True)
+    return round(size, 3)
+
+# %% ../nbs/09_compare.ipynb #3ebf76d4
 def run_method(name:str, # key of METHOD_CONFIGS
                config:CompareConfig, # what all methods share
                reset_peak:bool=True # start the peak-memory measurement here (False in a fresh process: its whole peak counts)
@@ -205,65 +254,33 @@ def run_method(name:str, # key of METHOD_CONFIGS
     cfg, p = METHOD_CONFIGS[name], config.resolve()
     setup_env(config.seed)
     if reset_peak: reset_peak_memory()
-    start_mb = _rss_mb()
-    model, opt = METHOD_BUILDERS[name](p, cfg)
+    start_mb = memory_in_use_mb()
+    model, optimizer = METHOD_BUILDERS[name](p, cfg)
     tok = AutoTokenizer.from_pretrained(p.classifier)
-    mpe = model.config.max_position_embeddings
-    seq = min(p.max_length, mpe - cfg.num_virtual_tokens) if name == "prompt_tuning" else p.max_length
-    data = tokenize(load_profile_data(p), tok, seq)
-    real_tokens = float(np.mean([len(x) for x in data["train"]["input_ids"]]))
-    if cfg.pad_to_max_length:   # the tutorial recipe: tokenizer(..., padding="max_length") on the training set
-        seq = min(tok.model_max_length, mpe)
-        data["train"] = load_profile_data(p)["train"].map(
-            lambda b: tok(b["text"], truncation=True, max_length=seq, padding="max_length"), batched=True, remove_columns=["text"])
-    bs = cfg.per_device_train_batch_size or p.per_device_train_batch_size
-    steps = config.max_steps or int(np.ceil(len(data["train"]) / bs) * p.num_train_epochs)
-    per_epoch = max(1, int(np.ceil(len(data["train"]) / bs)) // config.evals_per_epoch)
-    prec = {"fp16": False, "bf16": False} if cfg.fp32 else {}
-    args = make_training_args(str(Path(config.out)/"runs"/name), p, learning_rate=cfg.lr(p), max_steps=steps,
-                              per_device_train_batch_size=bs, warmup_steps=cfg.warmup_steps, eval_strategy="steps",
-                              eval_steps=per_epoch, logging_steps=max(1, per_epoch // 2), disable_tqdm=True, seed=config.seed,
-                              data_seed=config.seed, **prec)
-    cap = config.naive_max_seconds if config.naive_max_seconds is not None else {"cpu": 240, "tiny": 10}.get(p.name, 600)
-    clock, fit = TrainClock(cap if name == "naive" else None), FitCheckCallback(_spec(name, cfg, p, seq, model))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # the naive recipe's warmup warning is the point; the table says it
-        trainer = make_trainer(model, args, data, tok, callbacks=[fit, clock], optimizers=(opt, None))
-        trainer.remove_callback(PrinterCallback)   # no log dicts on stdout; everything is in log_history
-        out = trainer.train()
-    peak = peak_memory_mb()
-    trainable, _ = count_parameters(model)
-    total = model_shape({k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}, "seq_cls").n_params
-    save = Path(config.out)/"runs"/name/"saved"
-    model.save_pretrained(save); size = folder_size_mb(save); shutil.rmtree(save, ignore_errors=True)
-    n = out.global_step
-    return dict(method=name, profile=p.name, model=Path(p.classifier).name, learning_rate=cfg.lr(p), batch_size=bs,
-                steps=n, trainable=trainable, total=total, trainable_pct=100 * trainable / total,
-                peak_mem_mb=round(peak, 1), start_mem_mb=round(start_mb, 1), predicted_peak_mb=round(fit.estimate.total / 2**20, 1) if fit.estimate else None,
-                train_s=round(clock.train_s, 2), ms_per_step=round(1000 * clock.train_s / max(n, 1), 1),
-                examples_per_s=round(n * bs / clock.train_s, 2), tokens_per_s=round(n * bs * real_tokens / clock.train_s, 1),
-                eval_loss=clock.curve[-1]["eval_loss"], accuracy=clock.curve[-1]["accuracy"], saved_mb=round(size, 3),
-                padded_to=seq if cfg.pad_to_max_length else None, precision="fp32" if cfg.fp32 else p.precision,
-                device=p.device, load_avg_1min=round(os.getloadavg()[0], 1), curve=clock.curve, log_history=trainer.state.log_history)
+    data, seq, real_tokens = _tokenized(cfg, p, tok, model)
+    args = _run_args(name, cfg, config, p, len(data["train"]))
+    clock = TrainClock(config.naive_cap(p) if name == "naive" else None)
+    spec = _memory_spec(cfg, p, seq, model)
+    fit = FitCheckCallback(spec) if spec else None
+    trainer = _train(model, optimizer, args, data, tok, [c for c in (fit, clock) if c])
+    m = _measurements(model, trainer, clock, real_tokens)
+    return dict(method=name, profile=p.name, model=Path(p.classifier).name, learning_rate=cfg.lr(p),
+                batch_size=args.per_device_train_batch_size, start_mem_mb=round(start_mb, 1),
+                predicted_peak_mb=round(fit.estimate.total / 2**20, 1) if fit and fit.estimate else None,
+                saved_mb=_saved_mb(model, Path(config.out)/"runs"/name/"saved"), padded_to=seq if cfg.pad_to_max_length else None,
+                precision="fp32" if cfg.fp32 else p.precision, device=p.device, load_avg_1min=round(os.getloadavg()[0], 1)) | m
 
 # %% ../nbs/09_compare.ipynb #ba925408
-def _child(payload:str):
-    "Entry point of the fresh process: run one method and append its result to runs.jsonl"
-    d = json.loads(payload)
-    r = run_method(d["method"], CompareConfig(**d["config"]), reset_peak=False)
-    with open(d["result_file"], "w") as f: f.write(json.dumps(r, default=float) + "\n")
+def _run_one(method:str, config:dict)->dict:
+    "Entry point of the fresh process: one method, its whole peak memory counted"
+    return run_method(method, CompareConfig(**config), reset_peak=False)
 
-def _run_isolated(name, config, out):
-    res = out/"runs"/f"{name}.json"; res.parent.mkdir(parents=True, exist_ok=True); res.unlink(missing_ok=True)
-    payload = json.dumps(dict(method=name, config=asdict(config), result_file=str(res)))
-    env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    p = subprocess.run([sys.executable, "-c", f"from ft_course.compare import _child; _child({payload!r})"],
-                       capture_output=True, text=True, env=env)
-    (out/"runs"/f"{name}.log").write_text(p.stderr)
-    if p.returncode != 0 or not res.exists():
-        last = ([l for l in p.stderr.splitlines() if l.strip()] or ["no output"])[-1]
-        raise RuntimeError(f"method {name!r} failed in its process: {last} (full log: {out/'runs'/(name + '.log')})")
-    return json.loads(res.read_text())
+def _run_isolated(name:str, config:CompareConfig, out:Path)->dict:
+    "`run_method` in a fresh Python process (notebook 01a), its log kept in `out/runs/<name>.log`"
+    log = out/"runs"/f"{name}.log"; log.parent.mkdir(parents=True, exist_ok=True)
+    try: return run_in_fresh_process("ft_course.compare:_run_one", dict(method=name, config=asdict(config)), log=log,
+                                     env={"PYTHONWARNINGS": "ignore"})
+    except RuntimeError as e: raise RuntimeError(f"method {name!r}: {e}") from None
 
 def time_to_accuracy(curve:list[dict], # evaluations: dicts with 'train_s' and 'accuracy'
                      target:float # dev accuracy to reach

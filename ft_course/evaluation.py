@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 from trl import SFTTrainer
 
 # %% auto #0
-__all__ = ['LABEL_SETS', 'PROMPTS', 'EVAL_SIZES', 'PARSERS', 'get_labels', 'sentiment_prompt', 'to_prompt_completion', 'ngrams',
+__all__ = ['LABEL_SETS', 'PROMPTS', 'PARSERS', 'get_labels', 'sentiment_prompt', 'to_prompt_completion', 'ngrams',
            'ngram_overlap', 'contamination_report', 'sst2_splits', 'load_chat_model', 'completion_labels',
            'completion_loss', 'generate_answers', 'parse_strict', 'parse_lenient', 'score_answers', 'lora_sft_trainer',
            'mean_sd']
@@ -101,14 +101,6 @@ def contamination_report(train_texts:list[str], # texts the model was trained on
                 mean_overlap=statistics.mean(checked) if checked else 0.0)
 
 # %% ../nbs/07a_evaluation.ipynb #4f125a13
-EVAL_SIZES = dict(   # rows, steps and generation sizes per profile; cpu: ~3 min of LoRA training on 2 cores
-    tiny=dict(n_train=64, n_val=16, n_eval=16, max_steps=3, per_device_train_batch_size=8, learning_rate=1e-3,
-              max_length=256, max_new_tokens=4, batch_size=16),
-    cpu=dict(n_train=240, n_val=100, n_eval=200, max_steps=30, per_device_train_batch_size=8, learning_rate=1e-3,
-             max_length=256, max_new_tokens=12, batch_size=32),
-    gpu=dict(n_train=2000, n_val=200, n_eval=872, max_steps=250, per_device_train_batch_size=8, learning_rate=1e-3,
-             max_length=256, max_new_tokens=12, batch_size=64))
-
 def sst2_splits(n_train:int, # training rows (each shares no n-gram with the validation rows)
                 n_val:int, # validation rows, carved from SST-2's training file
                 n_eval:int, # evaluation rows: a fixed random subset of the dev set

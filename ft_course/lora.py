@@ -13,10 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .vocabulary import HEAD_NAMES   # task heads: trained in full, never adapted (notebook 00a)
+
 # %% auto #0
-__all__ = ['ATTENTION_TARGETS', 'HEAD_NAMES', 'lora_scaling', 'ScratchLoraConfig', 'LoraLinear', 'linear_layer_names',
-           'suggest_target_modules', 'find_target_modules', 'inject_lora', 'lora_layers', 'merge_lora', 'unmerge_lora',
-           'copy_lora_to_peft', 'folder_size_mb']
+__all__ = ['ATTENTION_TARGETS', 'lora_scaling', 'ScratchLoraConfig', 'LoraLinear', 'linear_layer_names', 'suggest_target_modules',
+           'find_target_modules', 'inject_lora', 'lora_layers', 'merge_lora', 'unmerge_lora', 'copy_lora_to_peft',
+           'folder_size_mb']
 
 # %% ../nbs/04_lora.ipynb #14fcff24
 def lora_scaling(lora_alpha:float, # numerator of the LoRA scale
@@ -101,7 +103,6 @@ ATTENTION_TARGETS = {                 # family: the projections LoRA adapts firs
     "baichuan": ["W_pack"],
     "falcon": ["query_key_value"],
 }
-HEAD_NAMES = ("classifier", "score", "lm_head", "pooler", "qa_outputs")   # task heads: train in full, do not adapt
 
 def _matches(name, target): return name == target or name.endswith("." + target)
 

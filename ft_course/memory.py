@@ -10,38 +10,21 @@ import functools, json, re, warnings
 from dataclasses import dataclass, field, asdict
 
 import torch
-from .setup import device_and_precision   # first: it also quiets a bitsandbytes import warning
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, PretrainedConfig,
-                          TrainerCallback)
+from transformers import AutoConfig, PretrainedConfig, TrainerCallback
 
+from .vocabulary import HEADS, KNOWN_CONFIGS, METHODS, PEFT_TASK_TYPES, TASKS, auto_model_class, check_task
+from .measure import rss_bytes, run_in_fresh_process, saved_tensor_bytes   # notebook 01a
 from .train import base_model
 from .prompt_tuning import prompt_dims
+from .qlora import load_4bit
 
 # %% auto #0
-__all__ = ['KNOWN_CONFIGS', 'TASKS', 'METHODS', 'PRECISIONS', 'OPTIMIZER_BYTES', 'NF4_BITS', 'OVERHEAD_FRACTION',
-           'CUDA_CONTEXT_BYTES', 'GPUS', 'FIT_SIZES', 'FIT_METHODS', 'as_config', 'ModelShape', 'model_shape',
-           'MemorySpec', 'lora_modules', 'trainable_params', 'saved_tensor_bytes', 'activation_bytes', 'MemoryEstimate',
-           'estimate_memory', 'measure_peak', 'fit_table', 'warn_if_wont_fit', 'FitCheckCallback', 'check_device']
+__all__ = ['PRECISIONS', 'OPTIMIZER_BYTES', 'NF4_BITS', 'OVERHEAD_FRACTION', 'CUDA_CONTEXT_BYTES', 'GPUS', 'FIT_SIZES',
+           'FIT_METHODS', 'as_config', 'ModelShape', 'model_shape', 'MemorySpec', 'lora_modules', 'trainable_params',
+           'activation_bytes', 'MemoryEstimate', 'estimate_memory', 'measure_peak', 'fit_table', 'warn_if_wont_fit',
+           'FitCheckCallback', 'check_fit']
 
 # %% ../nbs/10_memory.ipynb #d9f99c5f
-KNOWN_CONFIGS = {  # published shapes (each model's config.json); enough to count every parameter on the meta device
-    "Qwen2.5-0.5B": dict(model_type="qwen2", hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
-                         num_key_value_heads=2, intermediate_size=4864, vocab_size=151936, tie_word_embeddings=True),
-    "Llama-3.2-1B": dict(model_type="llama", hidden_size=2048, num_hidden_layers=16, num_attention_heads=32,
-                         num_key_value_heads=8, intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True),
-    "Llama-3.2-3B": dict(model_type="llama", hidden_size=3072, num_hidden_layers=28, num_attention_heads=24,
-                         num_key_value_heads=8, intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True),
-    "Llama-3.1-8B": dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
-                         num_key_value_heads=8, intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False),
-    "bert-base-uncased": dict(model_type="bert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                              intermediate_size=3072, vocab_size=30522),   # the gpu profile's classifier
-    "distilbert-base-uncased": dict(model_type="distilbert", dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
-                                    vocab_size=30522),   # a common, faster swap
-}
-KNOWN_CONFIGS["Qwen/Qwen2.5-0.5B-Instruct"] = KNOWN_CONFIGS["Qwen2.5-0.5B"]   # the gpu profile's causal LM: same shape
-KNOWN_CONFIGS["Qwen/Qwen2.5-7B-Instruct"] = dict(model_type="qwen2", hidden_size=3584, num_hidden_layers=28, num_attention_heads=28,
-    num_key_value_heads=4, intermediate_size=18944, vocab_size=152064, tie_word_embeddings=False)   # QLoRA's 7B section
-
 def as_config(config # a `PretrainedConfig`, a dict with `model_type`, a `KNOWN_CONFIGS` name, or a local model folder
              )->PretrainedConfig:
     "A transformers config from whatever describes the model; no weights are read"
@@ -56,8 +39,6 @@ def as_config(config # a `PretrainedConfig`, a dict with `model_type`, a `KNOWN_
                                             f"model_type, a local model folder, or one of {list(KNOWN_CONFIGS)}") from e
 
 # %% ../nbs/10_memory.ipynb #9eca85da
-TASKS = ("causal_lm", "seq_cls")
-
 @dataclass
 class ModelShape:
     "What the memory estimate needs to know about an architecture, read off a model built on the meta device"
@@ -74,7 +55,7 @@ def _layer_of(name): m = re.search(r"\.(\d+)\.", name + "."); return int(m.group
 def _shape_cached(cfg_json:str, task:str)->ModelShape:
     d = json.loads(cfg_json)
     cfg = AutoConfig.for_model(d.pop("model_type"), **d)
-    auto = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
+    auto = auto_model_class(task)
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore"); model = auto.from_config(cfg)
     lin = {n: (m.in_features, m.out_features, _layer_of(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -92,13 +73,12 @@ def model_shape(config, # anything `as_config` accepts
                 task:str="causal_lm" # 'causal_lm' (LM head over the vocabulary) or 'seq_cls' (a classifier head)
                )->ModelShape:
     "Exact parameter census of any transformers architecture, from its config alone (meta device: no memory, no download)"
-    if task not in TASKS: raise ValueError(f"task={task!r}: use one of {TASKS}")
+    check_task(task)
     d = as_config(config).to_dict()
     d = {k: v for k, v in d.items() if k not in ("transformers_version", "architectures", "_name_or_path")}
     return _shape_cached(json.dumps(d, sort_keys=True, default=str), task)
 
 # %% ../nbs/10_memory.ipynb #c3f29a24
-METHODS = ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")
 PRECISIONS = ("fp32", "bf16", "fp16")                 # bf16/fp16: mixed precision (autocast) as `Trainer` does it
 OPTIMIZER_BYTES = {"adamw": 8, "adamw_8bit": 2, "sgd": 0}   # state bytes per trainable parameter (SGD without momentum)
 NF4_BITS = 4 + 8/64 + 32/(64*256)   # QLoRA: 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmaxes = 4.127
@@ -155,7 +135,7 @@ def lora_modules(shape:ModelShape, # from `model_shape`
         raise ValueError(f"lora_targets {missing} match no Linear layer; this model has {names} (or use 'all-linear')")
     return hit
 
-def _is_head(n): return n.split(".")[0] in ("classifier", "score")
+def _is_head(n): return n.split(".")[0] in HEADS["seq_cls"]   # the new classifier (peft's modules_to_save)
 def _is_embedding(n): return "embed" in n
 
 def trainable_params(shape:ModelShape, spec:MemorySpec)->int:
@@ -167,20 +147,6 @@ def trainable_params(shape:ModelShape, spec:MemorySpec)->int:
                    if (_layer_of(n) is None and not _is_embedding(n)) or (_layer_of(n) or 0) >= spec.frozen_layers)
     if spec.method == "prompt_tuning": return spec.num_virtual_tokens * shape.h + head
     return sum(spec.lora_r * (i + o) for i, o, _ in lora_modules(shape, spec.lora_targets).values()) + head
-
-# %% ../nbs/10_memory.ipynb #aae8ee0f
-def saved_tensor_bytes(model, # a model in train mode
-                       **inputs # its forward arguments
-                      )->int:
-    "Bytes of the tensors autograd saves for backward during one forward pass (each storage once, parameters excluded)"
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params: seen[ptr] = t.untyped_storage().nbytes()
-        return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): model(**inputs)
-    return sum(seen.values())
 
 # %% ../nbs/10_memory.ipynb #69ea4bfb
 def _layer_elems(S:ModelShape, spec:MemorySpec, trainable:bool, lora_slots:dict, seq:int)->tuple[float, float, float]:
@@ -243,16 +209,15 @@ def activation_bytes(S:ModelShape, # from `model_shape`
 def _build_for_spec(cfg, spec:MemorySpec, init_device:str="cpu"):
     "A randomly initialised model set up for `spec.method` the way the notebooks do it (memory does not depend on the weights' values)"
     import peft
-    auto = AutoModelForCausalLM if spec.task == "causal_lm" else AutoModelForSequenceClassification
+    auto = auto_model_class(spec.task)
     dtype = torch.bfloat16 if spec.mixed and spec.method in ("lora", "qlora", "prompt_tuning") else torch.float32
     if spec.precision == "fp16" and dtype == torch.bfloat16: dtype = torch.float16
-    task_type = "CAUSAL_LM" if spec.task == "causal_lm" else "SEQ_CLS"
+    task_type = PEFT_TASK_TYPES[spec.task]
     torch.manual_seed(0)
     with torch.device(init_device):   # 'cuda': random init on the GPU (seconds for an 8B model, minutes on a CPU)
         model = auto.from_config(cfg, attn_implementation=spec.attn_implementation, dtype=dtype)
     if spec.method == "qlora":   # notebook 05's path: save, reload through `load_4bit` (its skip list keeps the head out of
         import tempfile          # 4 bits, tied or not), then `prepare_model_for_kbit_training` (non-4-bit weights to fp32)
-        from .qlora import load_4bit
         on_gpu = spec.device == "cuda" and torch.cuda.is_available()
         with tempfile.TemporaryDirectory() as d:
             model.save_pretrained(d); del model
@@ -316,16 +281,12 @@ def estimate_memory(config, # anything `as_config` accepts: PretrainedConfig, di
     return MemoryEstimate(int(weights), quant, grads, states, acts, logits, overhead, int(sub + overhead), T, P, spec)
 
 # %% ../nbs/10_memory.ipynb #f74167a8
-def _rss(key="VmRSS")->int:
-    "This process's resident (VmRSS) or peak resident (VmHWM) memory in bytes, from /proc (Linux)"
-    return int(re.search(rf"{key}:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
-
-def _measure_child(cfg_json:str, spec_json:str, steps:int):
-    "Runs in a fresh process: train `steps` steps, print the peak RSS above the post-import baseline as JSON"
-    import ctypes, gc, peft
-    if "8bit" in spec_json or "qlora" in spec_json: import bitsandbytes
-    gc.collect(); base = _rss()
-    spec, cfg = MemorySpec(**json.loads(spec_json)), as_config(json.loads(cfg_json))
+def _measure_child(config:dict, spec:dict, steps:int)->dict:
+    "Runs in a fresh process: train `steps` steps; the peak RSS above the post-import baseline"
+    import ctypes, gc
+    if spec["optimizer"] == "adamw_8bit" or spec["method"] == "qlora": import bitsandbytes   # imports in the baseline
+    gc.collect(); base = rss_bytes()
+    spec, cfg = MemorySpec(**spec), as_config(config)
     model = _build_for_spec(cfg, spec)
     params = [p for p in model.parameters() if p.requires_grad]
     if spec.optimizer == "adamw_8bit":
@@ -341,20 +302,18 @@ def _measure_child(cfg_json:str, spec_json:str, steps:int):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.mixed):
             out = model(input_ids=ids, labels=labels)
         out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); del out
-    print(json.dumps(dict(measured=_rss("VmHWM") - base, baseline=base)))
+    return dict(measured=rss_bytes(peak=True) - base, baseline=base)
 
 def measure_peak(config, # anything `as_config` accepts
                  spec:MemorySpec, # the setup to train (on this machine's CPU; use `device='cpu'` in the spec)
                  steps:int=2 # optimizer steps: a 1×8 warm-up that creates the optimizer state, then full-size steps
                 )->int:
     "Measured peak training memory in bytes: peak RSS of a fresh process minus its RSS right after the imports"
-    import subprocess, sys, os
     d = {k: v for k, v in as_config(config).to_dict().items() if k not in ("transformers_version", "architectures")}
-    code = f"from ft_course.memory import _measure_child; _measure_child({json.dumps(json.dumps(d, default=str))}, {json.dumps(json.dumps(asdict(spec)))}, {steps})"
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MALLOC_MMAP_THRESHOLD_": "131072"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    if r.returncode != 0: raise RuntimeError(f"measurement failed for {spec}:\n{r.stderr[-2000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])["measured"]
+    env = {"HF_HUB_OFFLINE": "1", "MALLOC_MMAP_THRESHOLD_": "131072"}   # large buffers via mmap: returned when freed
+    r = run_in_fresh_process("ft_course.memory:_measure_child", dict(config=json.loads(json.dumps(d, default=str)),
+                                                                     spec=asdict(spec), steps=steps), env=env)
+    return r["measured"]
 
 # %% ../nbs/10_memory.ipynb #d8f0a113
 GPUS = {"T4 16GB": 15360 * 2**20, "24GB (L4/A10/4090)": 23034 * 2**20, "A100 40GB": 40960 * 2**20,
@@ -417,36 +376,17 @@ class FitCheckCallback(TrainerCallback):
         warn_if_wont_fit(self.estimate, self.device_memory_bytes)
 
 # %% ../nbs/10_memory.ipynb #847b9228
-def _device_line()->tuple[str, str, int|None]:
-    "(what this machine is, the precision to use, GPU memory in bytes or None)"
-    import os
-    dev, prec = device_and_precision()
-    if dev != "cuda":
-        import psutil
-        return (f"No CUDA GPU: {os.cpu_count()} CPU cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, fp32. "
-                "On Colab: Runtime > Change runtime type > T4 GPU.", prec, None)
-    p = torch.cuda.get_device_properties(0)
-    why = "bf16 mixed precision" if prec == "bf16" else f"fp16 mixed precision (compute capability {p.major}.{p.minor} has no bf16; it needs 8.0)"
-    free = torch.cuda.mem_get_info()[0]
-    return (f"GPU: {p.name}, {p.total_memory / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free now), "
-            f"compute capability {p.major}.{p.minor} -> {why}.", prec, p.total_memory)
-
-def check_device(model:str|None=None, # the model this notebook trains in the `gpu` profile: `KNOWN_CONFIGS` name, Hub name or folder; None: report the device only
-                 device_memory_gib:float|None=None, # compare with this much memory (default: this GPU's, or a T4's without a GPU)
-                 **spec # `MemorySpec` fields of that run: method, task, batch_size, seq_len, gradient_checkpointing, ...
-                )->dict:
-    "Report the GPU (or its absence) and the precision to use; estimate the notebook's `gpu`-profile run and warn, with what to change, if it will not fit"
-    line, prec, gpu_bytes = _device_line()
-    print(line)
-    res = dict(gpu=gpu_bytes is not None, precision=prec, gpu_memory_gib=gpu_bytes and round(gpu_bytes / 2**30, 1))
-    if model is None: return res
-    where = "the device" if device_memory_gib else "this GPU" if gpu_bytes else "a free Colab T4"
+def check_fit(model:str, # `KNOWN_CONFIGS` name, Hub name or local folder
+              device_memory_gib:float|None=None, # compare with this much memory (default: this GPU's, or a T4's without a GPU)
+              **spec # `MemorySpec` fields of the run: method, task, batch_size, seq_len, gradient_checkpointing, ...
+             )->dict:
+    "Estimate a run's peak memory, print whether it fits the device, and warn with what to change if it does not"
+    gpu_bytes = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
     avail = device_memory_gib * 2**30 if device_memory_gib else gpu_bytes or GPUS["T4 16GB"]
-    spec = MemorySpec(**({"precision": prec if gpu_bytes else "fp16", "device": "cuda"} | spec))
+    spec = MemorySpec(**({"precision": "bf16" if gpu_bytes else "fp16", "device": "cuda"} | spec))
     est = estimate_memory(model, spec)
     fits = est.total <= avail
-    print(f"This notebook's gpu-profile run: {model}, {spec.method}, batch {spec.batch_size} x {spec.seq_len} tokens, "
-          f"{spec.precision}{', gradient checkpointing' if spec.gradient_checkpointing else ''}: estimated peak "
-          f"{est.total / 2**30:.1f} GiB of {where}'s {avail / 2**30:.1f} GiB -> {'fits' if fits else 'WILL NOT FIT'}.")
+    print(f"{model}, {spec.method}, batch {spec.batch_size} x {spec.seq_len} tokens, {spec.precision}: estimated peak "
+          f"{est.total / 2**30:.1f} GiB of {avail / 2**30:.1f} GiB -> {'fits' if fits else 'WILL NOT FIT'}.")
     warn_if_wont_fit(est, avail)
-    return res | dict(estimate_gib=round(est.total / 2**30, 1), available_gib=round(avail / 2**30, 1), fits=fits)   # as printed
+    return dict(estimate_gib=round(est.total / 2**30, 1), available_gib=round(avail / 2**30, 1), fits=fits)

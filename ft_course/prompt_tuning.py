@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .vocabulary import HEADS, PEFT_TASK_TYPES
+
 # %% auto #0
 __all__ = ['TASK_TYPES', 'PROMPT_INITS', 'prepend_prompt', 'text_init_ids', 'SoftPromptConfig', 'SoftPromptModel', 'prompt_dims']
 
@@ -42,7 +44,7 @@ def text_init_ids(tokenizer, # the model's tokenizer
     return (ids * math.ceil(num_virtual_tokens / len(ids)))[:num_virtual_tokens]
 
 # %% ../nbs/06_prompt_tuning.ipynb #0ad40d92
-TASK_TYPES = ("SEQ_CLS", "CAUSAL_LM")
+TASK_TYPES = tuple(PEFT_TASK_TYPES.values())   # peft's names: 'CAUSAL_LM', 'SEQ_CLS'
 PROMPT_INITS = ("RANDOM", "TEXT")
 
 @dataclass
@@ -62,7 +64,7 @@ class SoftPromptConfig:
         if self.prompt_tuning_init == "TEXT" and not self.prompt_tuning_init_text: raise ValueError(
             "prompt_tuning_init='TEXT' needs prompt_tuning_init_text, e.g. 'Classify the sentiment of this review'")
         if self.modules_to_save is None:
-            self.modules_to_save = ["classifier", "score"] if self.task_type == "SEQ_CLS" else []
+            self.modules_to_save = list(HEADS["seq_cls"]) if self.task_type == "SEQ_CLS" else []
 
 # %% ../nbs/06_prompt_tuning.ipynb #68b859e3
 class SoftPromptModel(nn.Module):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .setup import get_profile
+from .vocabulary import auto_model_class, check_task, head_modules
 
 # %% auto #0
 __all__ = ['nf4_code', 'int4_code', 'fp4_code', 'quantize_blockwise', 'dequantize_blockwise', 'unpack_4bit', 'bits_per_param',
@@ -133,13 +134,12 @@ def guard_cpu_4bit(model:nn.Module # a model with `bitsandbytes` `Linear4bit` la
     return n
 
 # %% ../nbs/05_qlora.ipynb #c5493026
-_SKIP = {"seq_cls": ["classifier", "score", "pooler.dense"], "causal_lm": ["lm_head"]}
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 def bnb_4bit_config(compute_dtype:str|torch.dtype="float32", # `bnb_4bit_compute_dtype`: float32 (CPU), bfloat16 (A100+), float16 (T4)
                     bnb_4bit_quant_type:str="nf4", # 'nf4' or 'fp4'
                     bnb_4bit_use_double_quant:bool=True, # quantise the absmax constants too (4.127 instead of 4.5 bits)
-                    llm_int8_skip_modules:list[str]|None=None # modules kept in full precision (matched on the end of their names)
+                    llm_int8_skip_modules:list[str]|None=None # modules kept in full precision (regexes matched from the start of a name, or name endings)
                    ):
     "A `BitsAndBytesConfig` for QLoRA, validated"
     from transformers import BitsAndBytesConfig
@@ -150,24 +150,25 @@ def bnb_4bit_config(compute_dtype:str|torch.dtype="float32", # `bnb_4bit_compute
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=bnb_4bit_quant_type, bnb_4bit_compute_dtype=compute_dtype,
                               bnb_4bit_use_double_quant=bnb_4bit_use_double_quant, llm_int8_skip_modules=llm_int8_skip_modules)
 
+def _head_patterns(task:str)->list[str]:
+    "Skip patterns for `task`'s head modules, anywhere in the model (transformers matches skip patterns from the start of a name)"
+    return [rf"(?:.*\.)?{h}" for h in head_modules(task)]   # 'pooler' -> also 'bert.pooler.dense'; 'score' not 'score_proj'
+
 def load_4bit(path_or_name:str, # model folder or Hub name
               compute_dtype:str|torch.dtype="float32", # `bnb_4bit_compute_dtype`
               task:str="causal_lm", # 'causal_lm' or 'seq_cls'
               num_labels:int=2, # classes, for `task='seq_cls'`
-              skip_modules:list[str]|None=None, # kept in full precision; default: the head (`lm_head`, or classifier + pooler)
+              skip_modules:list[str]|None=None, # kept in full precision; default: the task's head (`head_modules(task)`, notebook 00a)
               guard:bool=True, # apply `guard_cpu_4bit` (leave True unless demonstrating the trap)
               **kwargs # passed to `from_pretrained`, e.g. `device_map`, `quantization_config` fields go in `bnb_4bit_config`
              ):
     "A model with its linear layers in NF4 with double quantisation, ready for `prepare_model_for_kbit_training`"
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    if task not in _SKIP: raise ValueError(f"task={task!r}: use 'causal_lm' or 'seq_cls'")
+    check_task(task)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     require_bitsandbytes(device)
-    cfg = bnb_4bit_config(compute_dtype, llm_int8_skip_modules=list(skip_modules if skip_modules is not None else _SKIP[task]))
-    if task == "seq_cls":
-        kwargs.setdefault("num_labels", num_labels)
-        model = AutoModelForSequenceClassification.from_pretrained(path_or_name, quantization_config=cfg, **kwargs)
-    else: model = AutoModelForCausalLM.from_pretrained(path_or_name, quantization_config=cfg, **kwargs)
+    cfg = bnb_4bit_config(compute_dtype, llm_int8_skip_modules=list(skip_modules) if skip_modules is not None else _head_patterns(task))
+    if check_task(task) == "seq_cls": kwargs.setdefault("num_labels", num_labels)
+    model = auto_model_class(task).from_pretrained(path_or_name, quantization_config=cfg, **kwargs)
     if guard and device == "cpu": guard_cpu_4bit(model)
     return model
 
@@ -176,8 +177,7 @@ def weight_memory_mb(path_or_name:str, # model folder or Hub name
                      task:str="causal_lm" # 'causal_lm' or 'seq_cls'
                     )->dict:
     "`get_memory_footprint()` in MB: float32, bfloat16, NF4 with the rest in float32, NF4 with the rest in bfloat16"
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    auto = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
+    auto = auto_model_class(task)
     out = {dt: auto.from_pretrained(path_or_name, dtype=getattr(torch, dt)).get_memory_footprint() / 2**20
            for dt in ("float32", "bfloat16")}
     out["nf4"] = load_4bit(path_or_name, task=task).get_memory_footprint() / 2**20
@@ -192,8 +192,7 @@ def merge_errors(base_path:str, # model folder the adapter was trained on (loade
                 )->dict:
     "Max |logit difference| from the unmerged 4-bit adapter model after merging into 4-bit, the dequantised base, and the original weights"
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    auto = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
+    auto = auto_model_class(task)
     def logits(m):
         m.eval()
         with torch.no_grad(): return m(**batch).logits.float()

