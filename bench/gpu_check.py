@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers import TrainerCallback
 
+from ft_course.measure import peak_memory_mb, reset_peak_memory   # on CUDA: reset_peak_memory_stats / max_memory_allocated
 from ft_course.memory import (CUDA_CONTEXT_BYTES, KNOWN_CONFIGS, MemorySpec, _build_for_spec, as_config, estimate_memory,
                               model_shape)
 
@@ -84,7 +85,7 @@ SMOKE_ROWS = {"llama1b_qlora_ckpt_b4x1024", "qwen05b_qlora_r8_b4x512", "llama1b_
 
 def _free():
     gc.collect()
-    if torch.cuda.is_available(): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    if torch.cuda.is_available(): torch.cuda.empty_cache(); reset_peak_memory()
 
 def _optimizer(params, spec:MemorySpec, dev:str):
     if spec.optimizer == "adamw_8bit":
@@ -105,7 +106,7 @@ def measure_mem(config, spec:MemorySpec, dev:str, steps:int=2)->int:
         with torch.autocast(dev, dtype=torch.bfloat16 if spec.precision == "bf16" else torch.float16, enabled=spec.mixed and dev == "cuda"):
             out = model(input_ids=ids, labels=ids)
         out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True); del out
-    peak = torch.cuda.max_memory_allocated() if dev == "cuda" else 0
+    peak = round(peak_memory_mb() * 2**20) if dev == "cuda" else 0   # bytes
     after = torch.cuda.memory_allocated() if dev == "cuda" else 0
     del model, opt; _free()
     return peak, built, after
@@ -195,7 +196,7 @@ def _measure_speed(config, method, batch, overrides, lora_dropout, profile, dev,
         tr.train()
     t = sorted(timer.t[warmup:]); med = t[len(t) // 2]
     tok_s = batch * seq_len / med
-    peak = torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else 0.0
+    peak = peak_memory_mb() / 2**10 if dev == "cuda" else 0.0   # GiB
     pf = peak_flops(torch.cuda.get_device_name(0)) if dev == "cuda" else None
     mfu = 100 * tok_s * flops_per_token(config, seq_len) / pf if pf else None
     del tr, model; _free()
@@ -225,7 +226,7 @@ def cell_05_qlora_7b(config, dev:str, folder:str, seq_len:int)->dict:
         _free()
         out = Trainer(model=pm, args=args, train_dataset=RandomTokens(8, seq_len, as_config(config).vocab_size),
                       data_collator=default_data_collator).train()
-    peak = torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else 0.0
+    peak = peak_memory_mb() / 2**10 if dev == "cuda" else 0.0   # GiB
     del pm, model; _free()
     return dict(weights_gib=round(weights, 2), trainable=trainable, steps=out.global_step, peak_gib=round(peak, 2),
                 s_per_step=round(out.metrics["train_runtime"] / out.global_step, 2))
@@ -335,9 +336,11 @@ def run(args):
             return dict(measured_gib=r["peak_gib"], predicted_gib=round(p, 3), error_pct=round(100 * (p / r["peak_gib"] - 1), 1) if r["peak_gib"] else "",
                         step_ms=1000 * r["s_per_step"], settings=json.dumps(json.loads(base["settings"]) | r))
         if not names or "05 qlora 7B cells (T4 recipe)" in names: guarded("cells", "05 qlora 7B cells (T4 recipe)", fn, base)
-        def fn_check():   # notebook 10/every notebook: check_device on this device
-            from ft_course.memory import check_device
-            r = check_device("Llama-3.1-8B", method="qlora", batch_size=4, seq_len=1024, gradient_checkpointing=True)
+        def fn_check():   # the top of every notebook (check_device, 00a) and its live fit estimate (check_fit, 10)
+            from ft_course.vocabulary import check_device
+            from ft_course.memory import check_fit
+            r = check_device("05_qlora_7b") | check_fit("Llama-3.1-8B", method="qlora", batch_size=4, seq_len=1024,
+                                                        gradient_checkpointing=True)
             return dict(settings=json.dumps(r))
         if not names or "check_device (top of every notebook)" in names: guarded("cells", "check_device (top of every notebook)", fn_check, dict(model="Llama-3.1-8B", method="qlora"))
     todo = {"mem": lambda: mem_rows(MEM[:MEM_FIRST]), "speed": speed_rows, "cells": cell_rows, "mem2": lambda: mem_rows(MEM[MEM_FIRST:])}

@@ -11,10 +11,11 @@ Training runs without in-loop evaluation; dev accuracy is measured once afterwar
 Writes bench/results/issue2_cpu.csv and bench/results/issue2_cpu.md; the last column is the machine's 1-minute load
 average at the end of the run: on 2 cores, anything above 2 means other work shared the CPU and the times are inflated.
 """
-import csv, json, subprocess, sys, time
+import csv, sys, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve()   # the fresh processes load this script by its path: any cwd works
+ROOT = HERE.parents[1]
 RESULTS = ROOT/"bench"/"results"
 CMD = "flock /tmp/ft_cpu.lock python bench/issue2_cpu.py > /tmp/issue2_cpu.log 2>&1"
 SEED = 42
@@ -30,12 +31,13 @@ CONFIGS = [  # in order of priority: results are written after each one
     dict(name="full FT, lr 1e-4, 4,000 rows", method="full", n_train=4000, epochs=1, lr=1e-4),
 ]
 
-def run_one(cfg:dict)->dict:
-    "Train one configuration in this process and return its measurements"
+def run_one(**cfg)->dict:
+    "Train one configuration (a `CONFIGS` entry) in this process and return its measurements"
     import torch
     from ft_course.setup import get_profile, setup_env
     from ft_course.data import load_sentiment, tokenize
-    from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters, peak_memory_mb
+    from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters
+    from ft_course.measure import peak_memory_mb
     from ft_course.llrd import LLRDConfig, llrd_optimizer, freeze_lower_layers
     setup_env(SEED, offline=True)
     torch.set_num_threads(2)
@@ -89,6 +91,7 @@ def write(rows):
     (RESULTS/"issue2_cpu.md").write_text("\n".join(lines) + "\n")
 
 def main(only=None):
+    from ft_course.measure import run_in_fresh_process
     path, rows = RESULTS/"issue2_cpu.csv", []
     if only and path.exists(): rows = [r for r in csv.DictReader(open(path)) if r["name"] not in only]
     for r in rows:
@@ -96,15 +99,14 @@ def main(only=None):
     for cfg in CONFIGS:
         if only and cfg["name"] not in only: continue
         t0 = time.time()
-        p = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True, cwd=ROOT)
-        if p.returncode: print(p.stderr[-3000:], flush=True); continue
-        r = json.loads(p.stdout.strip().splitlines()[-1])
+        log = Path(tempfile.gettempdir())/f"issue2_cpu-{CONFIGS.index(cfg)}.log"   # the child's stderr
+        try: r = run_in_fresh_process(f"{HERE}:run_one", cfg, log=log)   # a fresh process: its peak RSS is its own
+        except RuntimeError as e: print(log.read_text()[-3000:], e, flush=True); continue
         print(f"{time.time()-t0:.0f} s wall:", r, flush=True)
         rows.append(r)
         rows.sort(key=lambda r: [c["name"] for c in CONFIGS].index(r["name"]))
         write(rows)
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--one": print(json.dumps(run_one(json.loads(sys.argv[2]))))
-    elif len(sys.argv) > 2 and sys.argv[1] == "--only": main(sys.argv[2:])
+    if len(sys.argv) > 2 and sys.argv[1] == "--only": main(sys.argv[2:])
     else: main()

@@ -8,10 +8,11 @@ Each configuration runs in a fresh subprocess (peak RSS is a process high-water 
 Appends to bench/results/lora_cpu.jsonl and writes bench/results/lora_cpu.csv and lora_cpu.md.
 """
 from __future__ import annotations
-import argparse, dataclasses, json, os, subprocess, sys, tempfile, time
+import argparse, dataclasses, json, os, sys, tempfile, time
 from pathlib import Path
 
-RES = Path(__file__).parent/"results"
+HERE = Path(__file__).resolve()   # the fresh processes load this script by its path: any cwd works
+RES = HERE.parent/"results"
 QV = ["query", "value"]
 ALL = ["query", "key", "value", "output.dense", "intermediate.dense"]   # attention + MLP; not pooler.dense
 HEAD = ["classifier", "pooler"]
@@ -38,7 +39,8 @@ def run_one(name:str)->dict:
     from peft import LoraConfig, get_peft_model
     from ft_course.setup import get_profile, setup_env
     from ft_course.data import load_profile_data, tokenize
-    from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters, peak_memory_mb
+    from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters
+    from ft_course.measure import peak_memory_mb
     r, targets, mts, epochs, lr = CONFIGS[name]
     setup_env(42); torch.set_num_threads(int(os.environ.get("LORA_THREADS", "2")))
     prof = dataclasses.replace(get_profile("cpu"), n_train=2000, num_train_epochs=epochs, learning_rate=lr)
@@ -72,26 +74,24 @@ def _markdown(df)->str:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--one", help="run this configuration in this process and print its JSON line")
     ap.add_argument("--only", help="comma-separated configurations (default: the rank and target sweep)")
     ap.add_argument("--parallel", type=int, default=1, help="configurations at once (only when time/step does not matter)")
     ap.add_argument("--tables", action="store_true", help="only rebuild the CSV and markdown from the JSON lines")
     a = ap.parse_args()
     if a.tables: write_tables(RES/"lora_cpu.jsonl"); return
-    if a.one: print("RESULT " + json.dumps(run_one(a.one)), flush=True); return
-    import pandas as pd
+    from ft_course.measure import run_in_fresh_process
     names = a.only.split(",") if a.only else DEFAULT
     RES.mkdir(exist_ok=True)
     jl = RES/"lora_cpu.jsonl"                     # one line per finished configuration, so a cut-off sweep keeps its results
     os.environ["LORA_PARALLEL"] = str(a.parallel)
     def one(n):
-        p = subprocess.run([sys.executable, __file__, "--one", n], capture_output=True, text=True)
-        line = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-        if not line: print(n, "failed:", p.stdout[-2000:], p.stderr[-4000:], flush=True); return
+        log = Path(tempfile.gettempdir())/f"lora_cpu-{n}.log"                # the child's stderr
+        try: res = run_in_fresh_process(f"{HERE}:run_one", dict(name=n), log=log)   # a fresh process: its peak RSS is its own
+        except RuntimeError as e: print(n, "failed:", log.read_text()[-4000:], e, flush=True); return
         env = " ".join(f"{k}={os.environ[k]}" for k in ("LORA_LR", "LORA_THREADS") if k in os.environ)
-        row = json.loads(line[-1][7:]) | {"command": " ".join([env, "flock /tmp/ft_cpu.lock python bench/lora_cpu.py", *sys.argv[1:]]).strip()}
+        row = res | {"command": " ".join([env, "flock /tmp/ft_cpu.lock python bench/lora_cpu.py", *sys.argv[1:]]).strip()}
         with open(jl, "a") as f: f.write(json.dumps(row) + "\n")
-        print(line[-1], flush=True)
+        print("RESULT " + json.dumps(res), flush=True)
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(a.parallel) as ex: list(ex.map(one, names))   # --parallel > 1 pollutes time/step; not accuracy
     write_tables(jl)

@@ -8,24 +8,27 @@ Each configuration runs in a fresh subprocess (peak RSS is a process high-water 
 dynamic padding, max_length 128, batch 32, 10% warmup, linear decay, weight decay 0.01, fp32.
 Writes bench/results/prompt_tuning_cpu.csv and bench/results/prompt_tuning_cpu.md.
 """
-import json, os, subprocess, sys, time
+import json, os, sys, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve()   # the fresh processes load this script by its path: any cwd works
+ROOT = HERE.parents[1]
 RESULTS = ROOT/"bench"/"results"
 CMD = "flock /tmp/ft_cpu.lock python bench/prompt_tuning_cpu.py > /tmp/prompt_tuning_cpu.log 2>&1"
 N_TRAIN, NUM_VIRTUAL_TOKENS, SEED = 2000, 20, 42
 INIT_TEXT = "Classify if the sentiment of this movie review is positive or negative"
 FULL_FT = dict(name="full FT (reference, issue 2)", accuracy_1ep=0.780, seconds_1ep=53, peak_rss_mb=1600)
 
-def run_one(cfg:dict)->dict:
-    "Train one configuration in this process and return its measurements"
-    import resource, torch
+def run_one(**cfg)->dict:
+    "Train one configuration (name, lr, epochs, init, pooler) in this process and return its measurements"
+    import warnings; warnings.filterwarnings("ignore")
+    import torch
     from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
     from transformers import TrainerCallback
     from ft_course.setup import get_profile, setup_env
     from ft_course.data import load_sentiment, tokenize
     from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters
+    from ft_course.measure import peak_memory_mb
     setup_env(SEED)
     torch.set_num_threads(2)
     prof = get_profile("cpu")
@@ -56,14 +59,15 @@ def run_one(cfg:dict)->dict:
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     return dict(cfg, trainable=trainable, total=total, trainable_pct=100*trainable/total, steps=timer.n,
                 ms_per_step=1000*timer.t/max(timer.n, 1), cpu_ms_per_step=1000*timer.cpu/max(timer.n, 1), train_seconds=round(timer.t, 1), wall_seconds=round(wall, 1),
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024,
+                peak_rss_mb=peak_memory_mb(),   # the whole process's peak RSS (nothing resets it)
                 loadavg_1min=os.getloadavg()[0], accuracy=accs[-1], accuracy_by_epoch=accs, first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None)
 
 def spawn(cfg:dict)->dict:
     "Run `cfg` in a fresh Python process"
-    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], cwd=ROOT, capture_output=True, text=True)
-    if out.returncode: sys.exit(f"{cfg['name']} failed:\n{out.stderr[-3000:]}")
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    from ft_course.measure import run_in_fresh_process
+    log = Path(tempfile.gettempdir())/"prompt_tuning_cpu-run.log"          # the child's stderr
+    try: res = run_in_fresh_process(f"{HERE}:run_one", cfg, log=log)
+    except RuntimeError as e: sys.exit(f"{cfg['name']} failed:\n{log.read_text()[-3000:]}\n{e}")
     print(json.dumps(res), flush=True)
     with open(RESULTS/"prompt_tuning_cpu.jsonl", "a") as f: f.write(json.dumps(res) + "\n")
     return res
@@ -100,8 +104,4 @@ def main():
     rows.append(spawn(dict(name=f"best lr={best:g}, 3 epochs", lr=best, epochs=3, init="TEXT", pooler=False))); write(rows)
     print((RESULTS/"prompt_tuning_cpu.md").read_text())
 
-if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--one":
-        import warnings; warnings.filterwarnings("ignore")
-        print(json.dumps(run_one(json.loads(sys.argv[2]))))
-    else: main()
+if __name__ == "__main__": main()

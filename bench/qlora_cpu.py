@@ -7,10 +7,11 @@ Each configuration runs in a fresh subprocess (peak RSS is a process high-water 
 Writes bench/results/qlora_cpu.csv and bench/results/qlora_cpu.md.
 """
 from __future__ import annotations
-import argparse, dataclasses, json, os, subprocess, sys, tempfile, time
+import argparse, dataclasses, tempfile, time
 from pathlib import Path
 
-RES = Path(__file__).parent/"results"
+HERE = Path(__file__).resolve()   # the fresh processes load this script by its path: any cwd works
+RES = HERE.parent/"results"
 CMD = "flock /tmp/ft_cpu.lock python bench/qlora_cpu.py"
 # name: (4-bit?, bnb_4bit_compute_dtype)
 CONFIGS = {"lora_fp32": (False, None), "qlora_fp32": (True, "float32"), "qlora_bf16": (True, "bfloat16")}
@@ -34,7 +35,8 @@ def run_train(name:str)->dict:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoTokenizer
     from ft_course.data import load_profile_data, tokenize
-    from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters, peak_memory_mb
+    from ft_course.train import load_classifier, make_training_args, make_trainer, count_parameters
+    from ft_course.measure import peak_memory_mb
     from ft_course.qlora import load_4bit, merge_errors
     four_bit, cdt = CONFIGS[name]
     prof = _setup()
@@ -66,20 +68,23 @@ def run_train(name:str)->dict:
             row |= {f"merge_{k.replace(' ', '_')}": v for k, v in merge_errors(prof.classifier, f"{d}/adapter", batch, task="seq_cls").items()}
     return row
 
+def run_one(name:str)->dict:
+    "One configuration of `DEFAULT` ('memory' or a `CONFIGS` name) in this process"
+    return run_memory() if name == "memory" else run_train(name)
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--one"); ap.add_argument("--only")
+    ap.add_argument("--only")
     a = ap.parse_args()
-    if a.one:
-        print("RESULT " + json.dumps(run_memory() if a.one == "memory" else run_train(a.one)), flush=True); return
+    from ft_course.measure import run_in_fresh_process
     names = a.only.split(",") if a.only else DEFAULT
     rows = []
     for n in names:
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, __file__, "--one", n], capture_output=True, text=True)
-        res = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-        if not res: print(p.stdout[-3000:], p.stderr[-3000:]); raise SystemExit(f"{n} failed")
-        rows.append(json.loads(res[-1][7:])); print(n, rows[-1], f"({time.perf_counter()-t0:.0f} s)", flush=True)
+        log = Path(tempfile.gettempdir())/f"qlora_cpu-{n}.log"                # the child's stderr
+        try: rows.append(run_in_fresh_process(f"{HERE}:run_one", dict(name=n), log=log))   # a fresh process: its own peak RSS
+        except RuntimeError as e: print(log.read_text()[-3000:], e); raise SystemExit(f"{n} failed")
+        print(n, rows[-1], f"({time.perf_counter()-t0:.0f} s)", flush=True)
     import pandas as pd
     RES.mkdir(exist_ok=True)
     mem = [r for r in rows if r["config"] == "memory"]

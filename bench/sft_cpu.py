@@ -14,7 +14,7 @@ CMD = "flock /tmp/ft_cpu.lock python bench/sft_cpu.py"
 
 def main():
     from ft_course.setup import get_profile, setup_env
-    from ft_course.train import peak_memory_mb, reset_peak_memory
+    from ft_course.measure import peak_memory_mb, reset_peak_memory
     import datasets, torch, transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from peft import LoraConfig

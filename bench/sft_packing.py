@@ -5,26 +5,28 @@ Run from the repository root (needs ../shared/data/alpaca, CC BY-NC: measurement
 Writes bench/results/sft_packing.md.
 """
 from __future__ import annotations
-import json, subprocess, sys, time
+import tempfile, time
 from pathlib import Path
+
+HERE = Path(__file__).resolve()   # the fresh processes load this script by its path: any cwd works
 
 N_EXAMPLES, MAX_LENGTH, BATCH = 1000, 256, 8
 MODELS = {"tiny (hidden 64, 2 layers)": {},
           "small (hidden 256, 4 layers)": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                                                num_key_value_heads=2, intermediate_size=688)}
 CONFIGS = [dict(model=m, packing=p) for m in MODELS for p in (False, True)]
-OUT = Path(__file__).parent/"results"/"sft_packing.md"
+OUT = HERE.parent/"results"/"sft_packing.md"
 CMD = "flock /tmp/ft_cpu.lock python bench/sft_packing.py > /tmp/sft_packing.log 2>&1"
 
-def one(cfg:dict)->dict:
-    "Train one epoch of one configuration and return its measurements"
+def run_one(**cfg)->dict:
+    "Train one epoch of one configuration (model, packing) in this process and return its measurements"
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
     from ft_course.setup import build_tiny_causal_lm, get_profile, setup_env
     from ft_course.sft import (add_chat_template, alpaca_to_messages, batch_padding_fraction, load_instructions,
                                make_sft_config)
-    from ft_course.train import peak_memory_mb
+    from ft_course.measure import peak_memory_mb
     setup_env(offline=True)
     path = build_tiny_causal_lm(**MODELS[cfg["model"]])
     tok = add_chat_template(AutoTokenizer.from_pretrained(path))
@@ -41,12 +43,13 @@ def one(cfg:dict)->dict:
                               peak_rss_mb=peak_memory_mb(), threads=torch.get_num_threads())
 
 def main():
+    from ft_course.measure import run_in_fresh_process
     rows = []
-    for cfg in CONFIGS:
-        r = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True)
-        line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
-        if not line: print(r.stdout[-3000:], r.stderr[-3000:]); raise SystemExit(f"failed: {cfg}")
-        rows.append(json.loads(line[-1][7:])); print(rows[-1], flush=True)
+    for i, cfg in enumerate(CONFIGS):
+        log = Path(tempfile.gettempdir())/f"sft_packing-{i}.log"             # the child's stderr
+        try: rows.append(run_in_fresh_process(f"{HERE}:run_one", cfg, log=log))   # a fresh process: its own peak RSS
+        except RuntimeError as e: print(log.read_text()[-3000:], e); raise SystemExit(f"failed: {cfg}")
+        print(rows[-1], flush=True)
     head = ("| model | packing | examples | batches (= optimizer steps) | real tokens | padding fraction | seconds | "
             "real tokens/s | positions/s | train loss | peak RSS (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(f"| {r['model']} | {'bfd (padding-free)' if r['packing'] else 'no (dynamic padding)'} | {r['examples']} | "
@@ -66,6 +69,4 @@ def main():
                    + head + body + "\n" + note)
     print(OUT.read_text())
 
-if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--one": print("RESULT " + json.dumps(one(json.loads(sys.argv[2]))))
-    else: main()
+if __name__ == "__main__": main()
