@@ -86,6 +86,7 @@ def ngram_overlap(train_texts:list[str], # texts the model was trained on
         out.append(len(g & seen) / len(g) if g else None)
     return out
 
+# %% ../nbs/07a_evaluation.ipynb #dfad6b0b
 def contamination_report(train_texts:list[str], # texts the model was trained on
                          eval_texts:list[str], # texts it is evaluated on
                          n:int=8, # words per n-gram
@@ -155,6 +156,7 @@ def completion_labels(tokenizer, # tokenizer with a chat template
     while k < min(len(ids), len(prompt_ids)) and ids[k] == prompt_ids[k]: k += 1
     return ids, [-100] * k + ids[k:]
 
+# %% ../nbs/07a_evaluation.ipynb #776ae23a
 @torch.no_grad()
 def completion_loss(model, # a causal LM (or peft model)
                     tokenizer, # tokenizer with a chat template

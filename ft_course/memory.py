@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, asdict
 import torch
 from transformers import AutoConfig, PretrainedConfig, TrainerCallback
 
+from .setup import device_and_precision
 from .vocabulary import HEADS, KNOWN_CONFIGS, METHODS, PEFT_TASK_TYPES, TASKS, auto_model_class, check_task
 from .measure import rss_bytes, run_in_fresh_process, saved_tensor_bytes   # notebook 01a
 from .train import base_model
@@ -51,6 +52,7 @@ class ModelShape:
 
 def _layer_of(name): m = re.search(r"\.(\d+)\.", name + "."); return int(m.group(1)) if m else None
 
+# %% ../nbs/10_memory.ipynb #1ea01e74
 @functools.lru_cache(maxsize=64)
 def _shape_cached(cfg_json:str, task:str)->ModelShape:
     d = json.loads(cfg_json)
@@ -85,6 +87,7 @@ NF4_BITS = 4 + 8/64 + 32/(64*256)   # QLoRA: 4-bit codes + 8-bit absmax per 64 +
 OVERHEAD_FRACTION = 0.05            # allocator slack, optimizer-step temporaries, framework buffers (one constant, stated)
 CUDA_CONTEXT_BYTES = 2**29          # ~0.5 GiB CUDA context + kernels: not in `max_memory_allocated`, but it is on the card
 
+# %% ../nbs/10_memory.ipynb #c03b904b
 @dataclass
 class MemorySpec:
     "One training setup to estimate; validated on creation"
@@ -170,6 +173,7 @@ def _layer_elems(S:ModelShape, spec:MemorySpec, trainable:bool, lora_slots:dict,
     other += sum(lora_slots.values())                                   # inputs kept for LoRA's A, and its r-dim outputs
     return norm, other, masks
 
+# %% ../nbs/10_memory.ipynb #d676ec7a
 def activation_bytes(S:ModelShape, # from `model_shape`
                      spec:MemorySpec # the training setup
                     )->tuple[int, int]:
@@ -251,6 +255,7 @@ class MemoryEstimate:
         terms = ", ".join(f"{k} {v:.2f}" for k, v in self.gib().items() if k != "total")
         return f"{self.total / 2**30:.2f} GiB peak ({terms} GiB)"
 
+# %% ../nbs/10_memory.ipynb #c8a08169
 def estimate_memory(config, # anything `as_config` accepts: PretrainedConfig, dict, KNOWN_CONFIGS name, local folder
                     spec:MemorySpec|None=None, # the setup; or pass its fields as keywords
                     **kwargs # `MemorySpec` fields: method, batch_size, seq_len, precision, optimizer, ...
@@ -342,6 +347,7 @@ def fit_table(batch_size:int=4, # per-device micro-batch
                         | {g: "✓" if e.total <= b else "✗" for g, b in gpus.items()})
     return pd.DataFrame(rows)
 
+# %% ../nbs/10_memory.ipynb #366c3a70
 def warn_if_wont_fit(estimate:MemoryEstimate, # from `estimate_memory`
                      device_memory_bytes:int|None=None # default: the CUDA device's total memory, else available RAM
                     )->bool:
@@ -383,7 +389,8 @@ def check_fit(model:str, # `KNOWN_CONFIGS` name, Hub name or local folder
     "Estimate a run's peak memory, print whether it fits the device, and warn with what to change if it does not"
     gpu_bytes = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
     avail = device_memory_gib * 2**30 if device_memory_gib else gpu_bytes or GPUS["T4 16GB"]
-    spec = MemorySpec(**({"precision": "bf16" if gpu_bytes else "fp16", "device": "cuda"} | spec))
+    prec = device_and_precision()[1] if gpu_bytes else "fp16"   # this GPU's (fp16 on a T4), else a T4's
+    spec = MemorySpec(**({"precision": prec, "device": "cuda"} | spec))
     est = estimate_memory(model, spec)
     fits = est.total <= avail
     print(f"{model}, {spec.method}, batch {spec.batch_size} x {spec.seq_len} tokens, {spec.precision}: estimated peak "

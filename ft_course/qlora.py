@@ -150,6 +150,7 @@ def bnb_4bit_config(compute_dtype:str|torch.dtype="float32", # `bnb_4bit_compute
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=bnb_4bit_quant_type, bnb_4bit_compute_dtype=compute_dtype,
                               bnb_4bit_use_double_quant=bnb_4bit_use_double_quant, llm_int8_skip_modules=llm_int8_skip_modules)
 
+# %% ../nbs/05_qlora.ipynb #054fc124
 def _head_patterns(task:str)->list[str]:
     "Skip patterns for `task`'s head modules, anywhere in the model (transformers matches skip patterns from the start of a name)"
     return [rf"(?:.*\.)?{h}" for h in head_modules(task)]   # 'pooler' -> also 'bert.pooler.dense'; 'score' not 'score_proj'

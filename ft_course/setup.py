@@ -290,7 +290,7 @@ class Profile:
     sft: dict = field(default_factory=dict)      # `SFTConfig` sizes of instruction tuning (07): length, batch, LoRA rate, steps
     text_sft: dict = field(default_factory=dict) # overrides of `sft` for plain-text runs (07's domain adaptation)
     evaluation: dict = field(default_factory=dict) # rows, steps and generation sizes of the generative evaluation (07a)
-    compare: dict = field(default_factory=dict)  # comparison harness (09): `n_train`, `naive_max_seconds`, `learning_rates`
+    compare: dict = field(default_factory=dict)  # comparison harness (10a): `n_train`, `naive_max_seconds`, `learning_rates`
     def __post_init__(self):
         if self.name not in PROFILE_NAMES: raise ValueError(f"Profile name {self.name!r}: use one of {PROFILE_NAMES}")
         if self.max_length < 8: raise ValueError(f"max_length={self.max_length}: use at least 8 tokens")

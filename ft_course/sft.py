@@ -82,6 +82,7 @@ CHATML_TEMPLATE = (
     "{% else %}{{ message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
+# %% ../nbs/07_sft.ipynb #e6ec0433
 PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<|pad|>")   # Llama-3, SmolLM2/Qwen, others
 
 def check_pad_token(tokenizer # a `transformers` tokenizer
@@ -108,6 +109,7 @@ def fix_pad_token(tokenizer, # a `transformers` tokenizer
     raise ValueError(f"No unused special token among {candidates} to pad with (eos_token={tokenizer.eos_token!r}): add one with "
                      "tokenizer.add_special_tokens({'pad_token': '<pad>'}) and model.resize_token_embeddings(len(tokenizer)).")
 
+# %% ../nbs/07_sft.ipynb #8a52407f
 def _has_markers(template:str|None)->bool:
     "A `{% generation %}` tag (the words 'add_generation_prompt' do not count)"
     return bool(template) and re.search(r"\{%-?\s*generation\s*-?%\}", template) is not None

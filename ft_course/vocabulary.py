@@ -74,20 +74,20 @@ KNOWN_CONFIGS["Qwen/Qwen2.5-7B-Instruct"] = dict(model_type="qwen2", hidden_size
 # %% ../nbs/00a_vocabulary.ipynb #c81537a3
 _QWEN = "Qwen/Qwen2.5-0.5B-Instruct"
 GPU_RUNS = {   # each notebook's gpu-profile run: model, `MemorySpec` fields, and the estimator's peak in GiB (notebook 10)
-    "02_full_finetune": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.95),
-    "03_llrd": dict(model="bert-base-uncased", method="llrd", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.95),
-    "04_lora": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=4, seq_len=512, lora_r=8, estimate_gib=8.71),
-    "05_qlora": dict(model=_QWEN, method="qlora", task="causal_lm", batch_size=4, seq_len=512, lora_r=8, estimate_gib=10.14),
+    "02_full_finetune": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.948),
+    "03_llrd": dict(model="bert-base-uncased", method="llrd", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.948),
+    "04_lora": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=4, seq_len=512, lora_r=8, estimate_gib=8.712),
+    "05_qlora": dict(model=_QWEN, method="qlora", task="causal_lm", batch_size=4, seq_len=512, lora_r=8, estimate_gib=10.136),
     "05_qlora_7b": dict(model="Qwen/Qwen2.5-7B-Instruct", method="qlora", task="causal_lm", batch_size=1, seq_len=512, lora_r=16,
-                        gradient_checkpointing=True, optimizer="adamw_8bit", estimate_gib=10.76),
+                        gradient_checkpointing=True, optimizer="adamw_8bit", estimate_gib=10.759),
     "06_prompt_tuning": dict(model="bert-base-uncased", method="prompt_tuning", task="seq_cls", batch_size=16, seq_len=512,
-                             num_virtual_tokens=20, estimate_gib=2.75),
+                             num_virtual_tokens=20, estimate_gib=2.754),
     "07_sft": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=4, seq_len=1024, lora_r=8,
-                   gradient_checkpointing=True, estimate_gib=10.38),
-    "07a_evaluation": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=8, seq_len=256, lora_r=8, estimate_gib=8.71),
-    "08_monitoring": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.95),
-    "09_compare": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, precision="fp32",
-                       estimate_gib=7.01),   # the naive recipe (fp32, padded to 512): the largest run of the comparison
+                   gradient_checkpointing=True, estimate_gib=10.382),
+    "07a_evaluation": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=8, seq_len=256, lora_r=8, estimate_gib=8.712),
+    "08_monitoring": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.948),
+    "10a_compare": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, precision="fp32",
+                       estimate_gib=7.008),   # the naive recipe (fp32, padded to 512): the largest run of the comparison
 }
 T4_GIB = 15.0   # a Colab T4's memory as nvidia-smi reports it (15,360 MiB)
 

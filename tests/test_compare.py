@@ -1,10 +1,15 @@
-"Tests for ft_course.compare: every method on one short tiny-profile run, the table, the clock, isolation"
+"""Tests for ft_course.compare beyond notebook 10a: every method on one short tiny-profile run and the files it writes,
+a method registered from outside with one entry (the registry bar), isolation in fresh processes and its failure message,
+the lower-bound ratio, and config errors"""
 import json
 
+import pandas as pd
 import pytest
 
-from ft_course.compare import (COLUMNS, METHOD_BUILDERS, METHOD_CONFIGS, METHODS, CompareConfig, MethodConfig, TrainClock,
-                               results_frame, run_comparison, time_to_accuracy)
+from ft_course.compare import (COLUMNS, METHOD_BUILDERS, METHOD_CONFIGS, METHODS, CompareConfig, MethodConfig,
+                               register_method, results_frame, run_comparison)
+from ft_course.setup import get_profile
+from ft_course.train import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -48,32 +53,59 @@ def test_measurements_per_method(tiny_all):
 
 
 def test_isolated_processes(tmp_path):
-    "A fresh process per method: the peak is per process, and a failure reports a clear error"
+    "A fresh process per method: the peak is per process, and the child's log is kept"
     cfg = CompareConfig(methods=["prompt_tuning"], max_steps=2, evals_per_epoch=1, out=str(tmp_path))
     df, _ = run_comparison(cfg, plots=False, log=None)
     assert df.memory_isolated.all() and (df.peak_mem_mb > df.start_mem_mb).all()
-    assert (tmp_path/"runs"/"prompt_tuning.json").exists()    # written by the child process
+    assert (tmp_path/"runs"/"prompt_tuning").is_dir()         # the child's run folder
+    assert (tmp_path/"runs"/"prompt_tuning.log").exists()     # its stderr, kept by the parent
 
 
-def test_time_to_accuracy_and_ratio():
-    curve = [dict(train_s=5., accuracy=.5), dict(train_s=9., accuracy=.71)]
-    assert time_to_accuracy(curve, .7) == 9. and time_to_accuracy(curve, .8) is None
+@pytest.fixture
+def toy():
+    "A method registered from outside the package with one entry: only the classifier trains; removed afterwards"
+    @register_method(MethodConfig("toy", 1e-3, source="tests/test_compare.py: a frozen body under a trained classifier"))
+    def build_toy(profile, cfg):
+        model = load_classifier(profile)[0]
+        for n, p in model.named_parameters(): p.requires_grad = n.startswith("classifier.")
+        return model, None
+    yield "toy"
+    METHOD_CONFIGS.pop("toy", None); METHOD_BUILDERS.pop("toy", None)
+
+
+def test_registered_method_runs_in_the_comparison(toy, tmp_path):
+    "The registry bar: one `register_method` entry, and the method trains, is measured and appears in the table"
+    assert METHOD_BUILDERS[toy].__name__ == "build_toy" and METHOD_CONFIGS[toy].memory_method is None
+    df, _ = run_comparison(CompareConfig(methods=[toy, "full"], isolate=False, max_steps=2, out=str(tmp_path)), plots=False, log=None)
+    t = df.set_index("method")
+    assert list(t.index) == [toy, "full"]
+    head = sum(p.numel() for n, p in load_classifier(get_profile("tiny"))[0].named_parameters() if n.startswith("classifier."))
+    assert t.loc[toy, "trainable"] == head < t.loc["full", "trainable"]       # its own count: the classifier only
+    assert pd.isna(t.loc[toy, "predicted_peak_mb"]) and t.loc["full", "predicted_peak_mb"] > 0   # no estimator method: no prediction
+    assert t.loc[toy, "steps"] == 2 and t.loc[toy, "learning_rate"] == 1e-3 and t.loc[toy, "peak_mem_mb"] > 0
+    assert 0 <= t.loc[toy, "accuracy"] <= 1 and t.loc[toy, "saved_mb"] > 0
+    assert [json.loads(l)["method"] for l in (tmp_path/"runs.jsonl").read_text().splitlines()] == [toy, "full"]
+
+
+def test_isolated_failure_names_the_method_and_keeps_the_log(toy, tmp_path):
+    "A method the fresh process cannot run (registered only in this process) fails with its name and the child's log"
+    with pytest.raises(RuntimeError, match=r"method 'toy': ft_course\.compare:_run_one failed in its process: .*full log"):
+        run_comparison(CompareConfig(methods=[toy], max_steps=1, out=str(tmp_path)), plots=False, log=None)
+    assert "Traceback" in (tmp_path/"runs"/"toy.log").read_text()
+
+
+def test_ratio_is_a_lower_bound_when_naive_never_reaches_the_target():
+    "(notebook 10a checks the case where both reach it)"
     run = lambda m, tta_curve, ex: dict(method=m, accuracy=.8, curve=tta_curve, examples_per_s=ex, peak_mem_mb=100., train_s=60.)
     _, s = results_frame([run("full", [dict(train_s=10., accuracy=.8)], 40.), run("naive", [dict(train_s=60., accuracy=.5)], 1.)], .7)
     assert s["ratio_is_lower_bound"] and s["time_to_target_ratio"] == 6.0 and s["throughput_ratio"] == 40.0
 
 
-def test_clock_budget_stops_training():
-    from transformers import TrainerControl, TrainerState
-    c, st, ctl = TrainClock(max_train_s=0.0), TrainerState(), TrainerControl()
-    st.max_steps, st.global_step = 100, 1
-    c.on_train_begin(None, st, ctl); c.on_step_end(None, st, ctl)
-    assert ctl.should_training_stop and ctl.should_evaluate
-
-
 def test_config_errors():
-    with pytest.raises(ValueError, match="dora"): CompareConfig(methods=["dora"])
-    with pytest.raises(ValueError, match="profile"): CompareConfig(profile="laptop")
+    "(unknown methods and profiles, and a zero learning rate, are checked in notebook 10a)"
     with pytest.raises(ValueError, match="max_steps"): CompareConfig(max_steps=0)
-    with pytest.raises(ValueError, match="learning rates"): MethodConfig("x", -1, 1e-3)
-    assert set(METHOD_BUILDERS) == set(METHOD_CONFIGS)
+    with pytest.raises(ValueError, match="n_train"): CompareConfig(n_train=0)
+    with pytest.raises(ValueError, match="evals_per_epoch"): CompareConfig(evals_per_epoch=0)
+    with pytest.raises(ValueError, match="learning_rate"): MethodConfig("x", -1e-3)
+    with pytest.raises(ValueError, match="frozen_fraction"): MethodConfig("freeze", 1e-4, frozen_fraction=1.0)
+    with pytest.raises(ValueError, match="methods is empty"): CompareConfig(methods=" , ")

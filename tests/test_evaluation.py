@@ -1,5 +1,6 @@
 """ft_course.evaluation: the error paths (bad labels, prompts too long, empty generations, one seed), the stored cpu
-benchmark against its bar, the prose numbers against their sources, and the notebook's Colab opening."""
+benchmark against its bar, and the prose numbers and stored outputs against their sources. (The notebook's Colab opening
+is checked with every other notebook's in tests/test_colab.py.)"""
 import json, re
 from pathlib import Path
 
@@ -7,7 +8,6 @@ import pandas as pd
 import pytest, torch
 
 from ft_course.setup import get_profile
-from ft_course.setup import _cpu_profile
 from ft_course.evaluation import (completion_labels, completion_loss, contamination_report, generate_answers, get_labels,
                                   load_chat_model, mean_sd, ngrams, parse_lenient, parse_strict, score_answers,
                                   sentiment_prompt, sst2_splits, to_prompt_completion)
@@ -15,6 +15,14 @@ from ft_course.evaluation import (completion_labels, completion_loss, contaminat
 ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT/"nbs"/"07a_evaluation.ipynb"
 RESULTS = ROOT/"bench"/"results"/"eval_sst2.csv"
+
+
+@pytest.fixture(scope="module")
+def cpu_evaluation():
+    "The cpu profile's generative-evaluation sizes (Profile.evaluation), which the stored benchmark must have used"
+    from ft_course.setup import _cpu_profile
+    try: return _cpu_profile().evaluation
+    except ImportError as e: pytest.skip(f"the cpu profile's models are not installed: {e}")
 
 
 @pytest.fixture(scope="module")
@@ -115,17 +123,17 @@ def _src(c): return "".join(c["source"])
 def _out(c): return "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) for o in c.get("outputs", []))
 
 
-def test_benchmark_meets_the_bar():
+def test_benchmark_meets_the_bar(cpu_evaluation):
     "Fine-tuned strict accuracy beats the base by more than the seed spread, and held-out loss falls"
     df = pd.read_csv(RESULTS)
     main = df[(df.eval_set == "dev") & (df.prompt == "one_word") & df.chat]
     base, ft = main[main.model == "base"].iloc[0], main[main.model == "lora"]
-    assert len(ft) == 3 and sorted(ft.seed) == [0, 1, 2] and (main.n == _cpu_profile().evaluation["n_eval"]).all()
+    assert len(ft) == 3 and sorted(ft.seed) == [0, 1, 2] and (main.n == cpu_evaluation["n_eval"]).all()
     m, sd = mean_sd(ft.strict)
     assert m - base.strict > sd and m - base.strict > 0
     assert ft.loss.max() < base.loss
     lr = ft.learning_rate.unique()
-    assert list(lr) == [_cpu_profile().evaluation["learning_rate"]], "the notebook must train with the rate the benchmark chose"
+    assert list(lr) == [cpu_evaluation["learning_rate"]], "the notebook must train with the rate the benchmark chose"
     val = df[(df.model == "lora") & (df.eval_set == "validation")]
     assert val.sort_values(["strict", "loss"], ascending=[False, True]).learning_rate.iloc[0] == lr[0]
     c = df[df.model == "contaminated"].set_index("eval_set")
@@ -138,22 +146,14 @@ def test_reference_accuracy_comes_from_02():
     "The classifier reference quoted here is the full fine-tuning notebook's stored cpu run"
     nb02 = json.loads((ROOT/"nbs"/"02_full_finetune.ipynb").read_text(encoding="utf-8"))["cells"]
     got = {m for c in nb02 for m in re.findall(r"dev accuracy (\d+\.\d)%", _out(c))}
-    src = "\n".join(_src(c) for c in _cells())
+    prose = "\n".join(_src(c) for c in _cells() if c["cell_type"] == "markdown")
     assert got == {"84.5"}
-    assert "REFERENCE = 0.845" in src and "reaches 84.5% on the dev set" in src
+    assert "reaches 84.5% on the dev set" in prose
 
 
 def test_notebook_stored_run_is_cpu():
-    cell = next(c for c in _cells() if "prof = get_profile()" in _src(c))
-    out = _out(cell)
-    assert out.startswith("('cpu'"), f"07a's stored outputs should come from the cpu profile, found {out[:40]!r}"
+    shown = {m.group(1) for c in _cells() for m in [re.match(r"\('(tiny|cpu|gpu)', ", _out(c))] if m}   # `prof.name, ...`
+    assert shown == {"cpu"}, f"07a's stored outputs should come from the cpu profile, found {shown}"
     text = "\n".join(_out(c) for c in _cells())
     assert "/root/" not in text and "/work/" not in text and "Warning" not in text and "it/s]" not in text
 
-
-def test_notebook_opens_like_the_others():
-    "Title, Colab badge opening this notebook, Colab-only install cell, device check (as tests/test_colab.py checks 00-12)"
-    import test_colab
-    test_colab.test_notebook_opens_with_badge_install_and_check(NB)
-    for model, spec, res in test_colab._checks(NB):
-        assert res["fits"], f"{model} {spec}: {res['estimate_gib']} GiB"

@@ -72,13 +72,13 @@ def test_peft_wrapper_and_tied_weights():
     assert tied.lm_head.weight is tied.model.embed_tokens.weight
     torch.optim.AdamW(llrd_param_groups(tied, 1e-3, 0.9))       # raises if a parameter were in two groups
 
-def test_trainer_applies_each_groups_lr(tiny):
+def test_trainer_applies_each_groups_lr(tiny, tmp_path):
     "With Adam, the first update of every element is about lr in size: the largest change of each unit must equal its lr"
     prof, tok, data = tiny
     model, _ = load_classifier(prof)
     before = {id(p): p.detach().clone() for p in model.parameters()}
     cfg = LLRDConfig(1e-3, 0.5, 0.0)
-    trainer = one_step(model, tok, data, "/tmp/ft-course-runs/test_llrd", optimizers=(llrd_optimizer(model, cfg), None),
+    trainer = one_step(model, tok, data, str(tmp_path), optimizers=(llrd_optimizer(model, cfg), None),
                        callbacks=[LayerLRLogger()])
     for g in trainer.optimizer.param_groups:
         moved = max((p.detach() - before[id(p)]).abs().max().item() for p in g["params"])
@@ -87,14 +87,14 @@ def test_trainer_applies_each_groups_lr(tiny):
     assert log["lr/head"] == pytest.approx(1e-3) and log["lr/embeddings"] == pytest.approx(1e-3 * 0.5**3)
 
 @pytest.mark.parametrize("llrd", [False, True])
-def test_frozen_bit_identical_trainable_moved(tiny, llrd):
+def test_frozen_bit_identical_trainable_moved(tiny, llrd, tmp_path):
     "Also when the optimizer holds the frozen parameters (LLRD groups): AdamW's weight decay must not touch them"
     prof, tok, data = tiny
     model, _ = load_classifier(prof)
     freeze_lower_layers(model, 1)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     kw = dict(optimizers=(llrd_optimizer(model, LLRDConfig(1e-3, 0.9, 0.1)), None)) if llrd else {}
-    one_step(model, tok, data, "/tmp/ft-course-runs/test_freeze", **kw)
+    one_step(model, tok, data, str(tmp_path), **kw)
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert any("embeddings" in n for n in frozen) and any("layer.0." in n for n in frozen)
     assert not any("layer.1." in n or "classifier" in n for n in frozen)
@@ -109,22 +109,22 @@ def test_freeze_bounds():
     n_emb = sum(p.numel() for p in m.bert.embeddings.parameters())
     assert freeze_lower_layers(m, 0) == n_emb and freeze_lower_layers(bert(2), 0, embeddings=False) == 0
 
-def test_gradual_unfreezing(tiny):
+def test_gradual_unfreezing(tiny, tmp_path):
     prof, tok, data = tiny
     model, _ = load_classifier(prof)
     emb = model.bert.embeddings.word_embeddings.weight.detach().clone()
     top = model.bert.encoder.layer[1].output.dense.weight.detach().clone()
     cb = GradualUnfreezing()
-    args = make_training_args("/tmp/ft-course-runs/test_ulmfit", prof, num_train_epochs=3, warmup_steps=0, eval_strategy="no", disable_tqdm=True)
+    args = make_training_args(str(tmp_path), prof, num_train_epochs=3, warmup_steps=0, eval_strategy="no", disable_tqdm=True)
     make_trainer(model, args, data, tok, callbacks=[cb], optimizers=(llrd_optimizer(model, LLRDConfig(1e-3, 1.0)), None)).train()
     assert cb.history[-3:] == [["head"], ["head", "layer 1"], ["head", "layer 1", "layer 0"]]
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, emb)
     assert not torch.equal(model.bert.encoder.layer[1].output.dense.weight, top)
 
-def test_gradual_unfreezing_needs_every_parameter_in_the_optimizer(tiny):
+def test_gradual_unfreezing_needs_every_parameter_in_the_optimizer(tiny, tmp_path):
     prof, tok, data = tiny
     model, _ = load_classifier(prof)
-    args = make_training_args("/tmp/ft-course-runs/test_ulmfit", prof, max_steps=1, warmup_steps=0, eval_strategy="no", disable_tqdm=True)
+    args = make_training_args(str(tmp_path), prof, max_steps=1, warmup_steps=0, eval_strategy="no", disable_tqdm=True)
     t = make_trainer(model, args, data, tok, callbacks=[GradualUnfreezing()],
                      optimizers=(torch.optim.AdamW(model.classifier.parameters()), None))
     with pytest.raises(ValueError, match="does not hold"): t.train()

@@ -5,9 +5,12 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
 from ft_course.setup import build_tiny_causal_lm, build_tiny_classifier
-from ft_course.memory import (CUDA_CONTEXT_BYTES, GPUS, KNOWN_CONFIGS, NF4_BITS, FitCheckCallback, MemorySpec, activation_bytes, as_config,
-                              estimate_memory, fit_table, lora_modules, measure_peak, model_shape, saved_tensor_bytes,
-                              trainable_params, warn_if_wont_fit, _build_for_spec)
+from ft_course.measure import saved_tensor_bytes
+from ft_course.memory import (CUDA_CONTEXT_BYTES, GPUS, NF4_BITS, FitCheckCallback, MemorySpec, activation_bytes, as_config, check_fit,
+                              estimate_memory, fit_table, lora_modules, measure_peak, model_shape, trainable_params,
+                              warn_if_wont_fit, _build_for_spec)
+
+ON_GPU = "with a CUDA GPU, load_4bit places the 4-bit model on the GPU: this checks the CPU path"
 
 LLAMA = dict(model_type="llama", hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
              intermediate_size=344, vocab_size=1000, tie_word_embeddings=False)
@@ -84,10 +87,39 @@ def test_fit_table_and_warning():
         warnings.simplefilter("error")
         assert warn_if_wont_fit(estimate_memory("Qwen2.5-0.5B", method="lora", batch_size=1, seq_len=64), GPUS["T4 16GB"])
 
-def test_fit_check_callback_reads_training_arguments():
+def test_moved_names_are_the_same_objects():
+    "Issue 13 moved these to one home each; the old import paths still give the same objects, and check_device left memory"
+    import ft_course.memory as memory, ft_course.measure as measure, ft_course.vocabulary as vocabulary, ft_course.train as train
+    import ft_course.lora as lora
+    assert memory.KNOWN_CONFIGS is vocabulary.KNOWN_CONFIGS and memory.saved_tensor_bytes is measure.saved_tensor_bytes
+    assert train.peak_memory_mb is measure.peak_memory_mb and train.reset_peak_memory is measure.reset_peak_memory
+    assert lora.HEAD_NAMES is vocabulary.HEAD_NAMES and "pre_classifier" in lora.HEAD_NAMES
+    assert not hasattr(memory, "check_device")
+
+def test_check_fit_suggests_only_the_missing_fixes(capsys):
+    "07's old default (batch 8 x 1,024 tokens, checkpointing on) on a T4: halve the batch, shorten max_length, go 4-bit"
+    with pytest.warns(UserWarning, match="will not fit") as w:
+        bad = check_fit("Qwen/Qwen2.5-0.5B-Instruct", device_memory_gib=15, method="lora", task="causal_lm", batch_size=8,
+                        seq_len=1024, lora_r=8, gradient_checkpointing=True)
+    assert not bad["fits"] and bad["estimate_gib"] > 15 and bad["available_gib"] == 15.0
+    assert "WILL NOT FIT" in capsys.readouterr().out
+    msg = str(w[0].message)
+    assert "per_device_train_batch_size=4" in msg and "gradient_accumulation_steps" in msg and "max_length" in msg
+    assert "qlora" in msg                                   # the 4-bit option
+    assert "gradient_checkpointing=True" not in msg         # already on: not suggested again
+
+def test_check_fit_uses_the_gpus_precision(monkeypatch, capsys):
+    class Props: name, total_memory, major, minor = "Tesla T4", 15360 * 2**20, 7, 5
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: Props)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    check_fit("bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512)
+    assert "fp16" in capsys.readouterr().out
+
+def test_fit_check_callback_reads_training_arguments(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(build_tiny_causal_lm())
     cb = FitCheckCallback(MemorySpec(method="full", seq_len=32, device="cpu"), device_memory_bytes=1)
-    args = TrainingArguments("/tmp/ft-course-runs/test_memcb", per_device_train_batch_size=3, use_cpu=True, report_to="none")
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=3, use_cpu=True, report_to="none")
     with pytest.warns(UserWarning, match="will not fit"): cb.on_train_begin(args, None, None, model=model)
     assert cb.estimate.spec.batch_size == 3 and cb.estimate.spec.precision == "fp32"
 
@@ -142,6 +174,7 @@ def test_qlora_terms_follow_prepare_model_for_kbit_training():
     tied = model_shape("Llama-3.2-1B")   # tied head: the embedding matrix counted once, cast once
     assert sum(v for n, v in tied.params.items() if "embed" in n or "lm_head" in n) == tied.vocab * tied.h
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason=ON_GPU)
 def test_build_for_spec_qlora_tied_head_cpu():
     "_build_for_spec builds QLoRA through load_4bit + prepare_model_for_kbit_training: a tied lm_head stays out of 4 bits and trains"
     import bitsandbytes as bnb
@@ -158,7 +191,7 @@ def test_build_for_spec_qlora_tied_head_cpu():
     loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
-@pytest.mark.parametrize("method", ["lora", "qlora"])
+@pytest.mark.parametrize("method", ["lora", pytest.param("qlora", marks=pytest.mark.skipif(torch.cuda.is_available(), reason=ON_GPU))])
 def test_mixed_precision_activations_match_autograd(method):
     "Under bf16 autocast: per-module LoRA input copies, and QLoRA's fp32 MLP tensors (bitsandbytes returns the input's dtype)"
     cfg = dict(LLAMA, hidden_size=256, intermediate_size=1024, tie_word_embeddings=True)

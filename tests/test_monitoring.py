@@ -195,11 +195,11 @@ def test_no_key_means_offline(monkeypatch):
     assert M.wandb_login_from_env_or_colab() == "offline" and os.environ["WANDB_MODE"] == "offline"
 
 
-def test_report_to_keeps_only_installed(monkeypatch):
+def test_report_to_keeps_only_installed(monkeypatch, tmp_path):
     monkeypatch.setattr(M, "_installed", lambda m: m == "tensorboardX")
     assert M.report_to() == ["tensorboard"]
     monkeypatch.setattr(M, "_installed", lambda m: False)
-    assert M.report_to() == [] and TrainingArguments("/tmp/x", report_to=M.report_to()).report_to == []
+    assert M.report_to() == [] and TrainingArguments(str(tmp_path), report_to=M.report_to()).report_to == []
     with pytest.raises(ValueError, match="unknown backend"): M.report_to("wandb", "mlflow")
 
 

@@ -41,7 +41,7 @@ def test_bad_config():
     with pytest.raises(ValueError, match="task"): load_4bit("x", task="seq2seq")
 
 
-def _lora_grads_after_trainer_eval(guard: bool):
+def _lora_grads_after_trainer_eval(out, guard: bool):
     "Train a QLoRA tiny LM with Trainer, evaluating every 2 steps; return the grad norms logged after the first evaluation"
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
@@ -52,9 +52,9 @@ def _lora_grads_after_trainer_eval(guard: bool):
     pm = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     texts = [f"the film is {w} and the cast is {v}" for w in ("good", "dull", "great", "bad") for v in ("fine", "weak")] * 4
     ds = Dataset.from_dict({"text": texts}).map(lambda b: tok(b["text"]), batched=True, remove_columns=["text"])
-    args = TrainingArguments("/tmp/ft-course-runs/test_qlora", per_device_train_batch_size=8, max_steps=6, learning_rate=1e-2,
+    args = TrainingArguments(str(out), per_device_train_batch_size=8, max_steps=6, learning_rate=1e-2,
                              eval_strategy="steps", eval_steps=2, logging_steps=1, report_to="none", save_strategy="no",
-                             use_cpu=True, disable_tqdm=True)
+                             use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
     tr = Trainer(model=pm, args=args, train_dataset=ds, eval_dataset=ds.select(range(8)),
                  data_collator=DataCollatorForLanguageModeling(tok, mlm=False))
     with warnings.catch_warnings():
@@ -64,16 +64,17 @@ def _lora_grads_after_trainer_eval(guard: bool):
     return [r["grad_norm"] for r in tr.state.log_history if "grad_norm" in r and r["step"] > 2]
 
 
-def test_lora_gradients_survive_evaluation():
+def test_lora_gradients_survive_evaluation(tmp_path):
     "Fails if an evaluation pass silently cuts the 4-bit layers from autograd (the AVX512-BF16 repacking trap)"
-    norms = _lora_grads_after_trainer_eval(guard=True)
+    norms = _lora_grads_after_trainer_eval(tmp_path, guard=True)
     assert norms and all(g > 0 for g in norms), norms
 
 
-@pytest.mark.skipif(not bnbF.has_avx512bf16(), reason="the repacking trap needs a CPU with AVX512-BF16")
-def test_trap_exists_without_guard():
+@pytest.mark.skipif(not bnbF.has_avx512bf16() or torch.cuda.is_available(),
+                    reason="the repacking trap needs a CPU with AVX512-BF16, and the 4-bit model on it (with a GPU, load_4bit uses the GPU)")
+def test_trap_exists_without_guard(tmp_path):
     "Documents the trap: if this starts failing, bitsandbytes fixed it and the notebook's warning can be softened"
-    norms = _lora_grads_after_trainer_eval(guard=False)
+    norms = _lora_grads_after_trainer_eval(tmp_path, guard=False)
     if isinstance(norms, tuple): assert norms[0] == "error"          # layers with a bias: a loud RuntimeError
     else: assert norms and all(g == 0 for g in norms), norms          # bias-free layers: grad_norm 0.0, silently
 

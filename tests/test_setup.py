@@ -19,9 +19,12 @@ def test_env_var_selects_profile_and_argument_wins(monkeypatch):
         S.get_profile()
 
 
-def test_auto_profile_without_gpu_is_tiny(monkeypatch):
+def test_auto_profile_without_gpu_or_hub_is_tiny(monkeypatch):
     monkeypatch.delenv("FT_PROFILE", raising=False)
-    if torch.cuda.is_available(): pytest.skip("machine has a GPU")
+    monkeypatch.setattr(S.torch.cuda, "is_available", lambda: False)   # as on a CPU machine, also where a GPU exists
+    assert S.get_profile().name == "tiny"
+    monkeypatch.undo(); monkeypatch.delenv("FT_PROFILE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")                            # a GPU but no Hub: tiny too
     assert S.get_profile().name == "tiny"
 
 
@@ -69,7 +72,11 @@ def test_minilm_missing_gives_install_hint(monkeypatch):
 
 def test_profile_validation():
     p = S.get_profile("tiny")
-    from dataclasses import replace
+    from dataclasses import asdict, replace
+    with pytest.raises(TypeError): S.Profile(*asdict(p).values())      # keyword-only: no field can be passed by position
+    assert S.Profile(**asdict(p)) == p
+    with pytest.raises(ValueError, match="name"): replace(p, name="large")
+    with pytest.raises(ValueError, match="causal_lm_accumulation"): replace(p, causal_lm_accumulation=3)
     with pytest.raises(ValueError, match="source"): replace(p, source="ftp")
     with pytest.raises(ValueError, match="per_device_train_batch_size"): replace(p, per_device_train_batch_size=0)
 
@@ -117,3 +124,16 @@ def test_causal_lm_sizes_live_in_the_profile():
         assert {"max_length", "per_device_train_batch_size", "learning_rate", "max_steps"} <= set(sk)
         assert p.sft_kwargs(text=True)["max_length"] == sk["max_length"]
     assert cpu.sft_kwargs()["max_steps"] * 15 < 600, "cpu SFT must train well under 10 minutes at ~15 s/step"
+
+
+def test_every_method_has_a_tiny_learning_rate():
+    "The tiny profile's random model needs its own rates (Profile.compare), one per method of the comparison (10a)"
+    from ft_course.vocabulary import METHODS
+    from ft_course.compare import METHOD_CONFIGS
+    tiny = S._make_profile("tiny")
+    assert set(tiny.compare["learning_rates"]) == set(METHODS)
+    assert all(METHOD_CONFIGS[m].lr(tiny) == r for m, r in tiny.compare["learning_rates"].items())
+    for name in ("cpu", "gpu"):   # the pretrained profiles keep each method's published rate
+        p = S._cpu_profile() if name == "cpu" else S._gpu_profile("cuda", "fp16")
+        assert "learning_rates" not in p.compare and p.compare["naive_max_seconds"] > 0
+        assert all(METHOD_CONFIGS[m].lr(p) == METHOD_CONFIGS[m].learning_rate for m in METHODS)

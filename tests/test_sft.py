@@ -12,9 +12,12 @@ from ft_course.sft import (CHAT_TEMPLATE, NEFTuneProbe, add_chat_template, alpac
                            alpaca_to_prompt_completion, batch_padding_fraction, check_pad_token, generate,
                            load_instructions, make_sft_config, neftune_noise)
 
-setup_env(offline=True)
-PROF = get_profile("tiny")
 FAST = dict(max_length=64, per_device_train_batch_size=4, max_steps=2, logging_steps=1, disable_tqdm=True)
+
+@pytest.fixture(scope="module")
+def prof():
+    setup_env(offline=True)
+    return get_profile("tiny")
 
 @pytest.fixture(scope="module")
 def path(): return build_tiny_causal_lm()
@@ -58,20 +61,29 @@ def test_pad_and_template_guards(path):
     assert add_chat_template(t).chat_template != CHAT_TEMPLATE              # an existing template is kept...
     assert add_chat_template(t, overwrite=True).chat_template == CHAT_TEMPLATE  # ...unless asked
 
-def test_trl_rejects_template_without_generation_markers(path, chats):
+def test_trl_rejects_template_without_generation_markers(path, chats, prof, tmp_path):
     t = AutoTokenizer.from_pretrained(path)
     t.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{{ eos_token }}{% endfor %}"
     with pytest.raises(ValueError, match="not training-compatible"):
         SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), processing_class=t, train_dataset=chats,
-                   args=make_sft_config("/tmp/ft-course-runs/t_sft", PROF, **FAST))
+                   args=make_sft_config(str(tmp_path), prof, **FAST))
 
-def test_old_api_fails(path, tok, chats):
+def test_old_api_fails(path, tok, chats, prof, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(path)
     with pytest.raises(TypeError, match="tokenizer"):
         SFTTrainer(model=model, tokenizer=tok, train_dataset=chats, dataset_text_field="text")
-    with pytest.raises(TypeError, match="max_seq_length"): SFTConfig("/tmp/x", max_seq_length=128)
-    with pytest.raises(ValueError, match="use max_length"): make_sft_config("/tmp/x", PROF, max_seq_length=128)
-    with pytest.raises(ValueError, match="processing_class"): make_sft_config("/tmp/x", PROF, tokenizer=tok)
+    with pytest.raises(TypeError, match="max_seq_length"): SFTConfig(str(tmp_path), max_seq_length=128)
+    with pytest.raises(ValueError, match="use max_length"): make_sft_config(str(tmp_path), prof, max_seq_length=128)
+    with pytest.raises(ValueError, match="processing_class"): make_sft_config(str(tmp_path), prof, tokenizer=tok)
+
+def test_sft_config_shares_the_training_defaults(prof, tmp_path):
+    "make_sft_config (07) and make_training_args (02) read one TRAINING_DEFAULTS and one device_kwargs; sizes come from Profile.sft"
+    from ft_course.train import TRAINING_DEFAULTS, device_kwargs, make_training_args
+    sft, ta = make_sft_config(str(tmp_path), prof), make_training_args(str(tmp_path), prof)
+    for k in TRAINING_DEFAULTS: assert getattr(sft, k) == getattr(ta, k), k
+    for k, v in device_kwargs(prof).items(): assert getattr(sft, k) == getattr(ta, k) == v, k   # SFTConfig's own bf16 default is off
+    for k, v in prof.sft_kwargs().items(): assert getattr(sft, k) == v, k
+    assert make_sft_config(str(tmp_path), prof, max_steps=3).max_steps == 3                        # overrides win
 
 def test_neftune_noise_scale():
     x = torch.randn(3, 10, 32)
@@ -80,12 +92,12 @@ def test_neftune_noise_scale():
     assert d.abs().max() > 0.5 * 5.0 / math.sqrt(10 * 32)              # uniform: the max gets close to the bound
 
 @pytest.mark.parametrize("alpha", [5.0, None])
-def test_neftune_noises_training_not_eval(path, tok, chats, alpha):
+def test_neftune_noises_training_not_eval(path, tok, chats, alpha, prof, tmp_path):
     "Embeddings are noised in training-mode forwards and untouched in eval-mode forwards (and never without alpha)"
     probe = NEFTuneProbe()
     tr = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), processing_class=tok, train_dataset=chats,
                     eval_dataset=chats.select(range(4)), callbacks=[probe],
-                    args=make_sft_config("/tmp/ft-course-runs/t_sft", PROF, neftune_noise_alpha=alpha,
+                    args=make_sft_config(str(tmp_path), prof, neftune_noise_alpha=alpha,
                                          eval_strategy="steps", eval_steps=1, **FAST))
     tr.train()
     train = [r for r in probe.records if r[0]]; ev = [r for r in probe.records if not r[0]]
@@ -95,10 +107,10 @@ def test_neftune_noises_training_not_eval(path, tok, chats, alpha):
     else: assert all(n == 0.0 for _, n, _ in train)
     assert probe._handle is None                                       # the probe cleaned up after itself
 
-def test_packing_removes_padding_without_contamination(path, tok, chats):
+def test_packing_removes_padding_without_contamination(path, tok, chats, prof, tmp_path):
     def stats(**kw):
         return batch_padding_fraction(SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), processing_class=tok,
-                                                 train_dataset=chats, args=make_sft_config("/tmp/ft-course-runs/t_sft", PROF,
+                                                 train_dataset=chats, args=make_sft_config(str(tmp_path), prof,
                                                                                           **(FAST | dict(max_length=128) | kw))))
     padded, packed = stats(), stats(packing=True)
     assert padded["padding_fraction"] > 0 and packed["padding_fraction"] == 0
@@ -114,11 +126,11 @@ def test_packing_removes_padding_without_contamination(path, tok, chats):
     torch.testing.assert_close(fenced, alone, atol=1e-5, rtol=0)
     assert (leaky - alone).abs().max() > 1e-2
 
-def test_lora_merge_reload_same_output(path, tok, chats, tmp_path):
+def test_lora_merge_reload_same_output(path, tok, chats, prof, tmp_path):
     from peft import LoraConfig, PeftModel
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
     tr = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), processing_class=tok, train_dataset=chats,
-                    peft_config=cfg, args=make_sft_config(str(tmp_path/"run"), PROF, **(FAST | dict(learning_rate=5e-2))))
+                    peft_config=cfg, args=make_sft_config(str(tmp_path/"run"), prof, **(FAST | dict(learning_rate=5e-2))))
     tr.train()
     model = tr.model.eval()
     x = tok("Say the number 3.", return_tensors="pt").input_ids
@@ -135,7 +147,7 @@ def test_lora_merge_reload_same_output(path, tok, chats, tmp_path):
     with torch.no_grad(): torch.testing.assert_close(merged(x).logits, tuned, atol=1e-4, rtol=1e-4)
     assert generate(merged, tok, ["Say the number 3."], max_new_tokens=8) == want
 
-def test_qlora_adapters_train_on_cpu(path, tok, chats):
+def test_qlora_adapters_train_on_cpu(path, tok, chats, prof, tmp_path):
     "4-bit base + LoRA: with the AVX512-BF16 repacking switched off, every lora_B leaves zero"
     bnb = pytest.importorskip("bitsandbytes")
     from peft import LoraConfig
@@ -146,7 +158,7 @@ def test_qlora_adapters_train_on_cpu(path, tok, chats):
     for m in layers: m.support_avx512bf16_for_cpu = False
     tr = SFTTrainer(model=q, processing_class=tok, train_dataset=chats,
                     peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
-                    args=make_sft_config("/tmp/ft-course-runs/t_sft", PROF, **(FAST | dict(learning_rate=1e-2))))
+                    args=make_sft_config(str(tmp_path), prof, **(FAST | dict(learning_rate=1e-2))))
     tr.train()
     lora_B = [p for n, p in tr.model.named_parameters() if "lora_B" in n]
     assert len(lora_B) == len(layers) > 0

@@ -17,62 +17,62 @@ def tiny():
     _, tok = load_classifier(prof)
     return prof, tok, tokenize(load_profile_data(prof), tok, prof.max_length)
 
-def first_logged_loss(tiny, batch, accum, accepts_loss_kwargs=None, tmp="/tmp/ft-course-runs/test_accum"):
+def first_logged_loss(tiny, tmp, batch, accum, accepts_loss_kwargs=None):
     "Loss logged after the first optimizer step of an effective batch of 32 = `batch` x `accum`"
     prof, tok, data = tiny
     torch.manual_seed(0)
     model, _ = load_classifier(prof, **NO_DROPOUT)
-    args = make_training_args(tmp, prof, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
+    args = make_training_args(str(tmp), prof, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
                               max_steps=1, warmup_steps=0, logging_steps=1, eval_strategy="no", disable_tqdm=True)
     trainer = make_trainer(model, args, data, tok)
     if accepts_loss_kwargs is not None: trainer.model_accepts_loss_kwargs = accepts_loss_kwargs
     trainer.train()
     return next(r["loss"] for r in trainer.state.log_history if "loss" in r)
 
-def test_loss_does_not_scale_with_accumulation(tiny):
-    losses = {(b, a): first_logged_loss(tiny, b, a) for b, a in [(32, 1), (16, 2), (8, 4)]}
+def test_loss_does_not_scale_with_accumulation(tiny, tmp_path):
+    losses = {(b, a): first_logged_loss(tiny, tmp_path/f"{b}x{a}", b, a) for b, a in [(32, 1), (16, 2), (8, 4)]}
     ref = losses[(32, 1)]
     for k, v in losses.items(): assert v == pytest.approx(ref, rel=0.05), (k, losses)
 
-def test_the_trap_exists_without_the_fix(tiny):
+def test_the_trap_exists_without_the_fix(tiny, tmp_path):
     "If `Trainer` believed the classifier's loss used `num_items_in_batch`, the logged loss would double at accumulation 2"
-    ref = first_logged_loss(tiny, 32, 1)
-    trapped = first_logged_loss(tiny, 16, 2, accepts_loss_kwargs=True)
+    ref = first_logged_loss(tiny, tmp_path/"ref", 32, 1)
+    trapped = first_logged_loss(tiny, tmp_path/"trapped", 16, 2, accepts_loss_kwargs=True)
     assert trapped / ref == pytest.approx(2.0, rel=0.05)
 
-def test_check_warmup_warns_on_copied_warmup(tiny):
+def test_check_warmup_warns_on_copied_warmup(tiny, tmp_path):
     prof = tiny[0]
-    copied = make_training_args("/tmp/x", prof, learning_rate=5e-5, max_steps=50, warmup_steps=500)
+    copied = make_training_args(str(tmp_path), prof, learning_rate=5e-5, max_steps=50, warmup_steps=500)
     with pytest.warns(UserWarning, match="peaks at 4.9e-06"): frac = check_warmup(copied, 1000)
     assert frac == pytest.approx(10.0)
 
-def test_check_warmup_silent_on_a_fraction(tiny):
-    ok = make_training_args("/tmp/x", tiny[0], max_steps=50)
+def test_check_warmup_silent_on_a_fraction(tiny, tmp_path):
+    ok = make_training_args(str(tmp_path), tiny[0], max_steps=50)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_warmup(ok, 1000) == pytest.approx(0.1)
 
-def test_make_trainer_runs_the_warmup_check(tiny):
+def test_make_trainer_runs_the_warmup_check(tiny, tmp_path):
     prof, tok, data = tiny
     model, _ = load_classifier(prof)
-    args = make_training_args("/tmp/x", prof, max_steps=5, warmup_steps=500)
+    args = make_training_args(str(tmp_path), prof, max_steps=5, warmup_steps=500)
     with pytest.warns(UserWarning, match="warmup_steps=500"): make_trainer(model, args, data, tok)
 
 @pytest.mark.parametrize("bad", [dict(learning_rat=1e-3), dict(warmup_ratio=0.1), dict(evaluation_strategy="epoch"),
                                  dict(tokenizer="x")])
-def test_make_training_args_rejects_unknown_names(tiny, bad):
-    with pytest.raises(TypeError, match=next(iter(bad))): make_training_args("/tmp/x", tiny[0], **bad)
+def test_make_training_args_rejects_unknown_names(tiny, bad, tmp_path):
+    with pytest.raises(TypeError, match=next(iter(bad))): make_training_args(str(tmp_path), tiny[0], **bad)
 
-def test_make_training_args_overrides_win(tiny):
+def test_make_training_args_overrides_win(tiny, tmp_path):
     prof = tiny[0]
-    args = make_training_args("/tmp/x", prof, learning_rate=3e-4, per_device_train_batch_size=4, eval_strategy="no")
+    args = make_training_args(str(tmp_path), prof, learning_rate=3e-4, per_device_train_batch_size=4, eval_strategy="no")
     assert (args.learning_rate, args.per_device_train_batch_size, args.eval_strategy) == (3e-4, 4, "no")
-    assert make_training_args("/tmp/x", prof).learning_rate == prof.learning_rate
+    assert make_training_args(str(tmp_path), prof).learning_rate == prof.learning_rate
 
-def test_gpu_speed_kwargs_only_on_a_capable_gpu():
+def test_gpu_speed_kwargs_only_on_a_capable_gpu(tmp_path):
     "The measured GPU speed settings (Liger) never reach CPU or tiny runs"
     import torch
     from ft_course.train import gpu_speed_kwargs, make_training_args
     from ft_course.setup import get_profile
     if not torch.cuda.is_available(): assert gpu_speed_kwargs() == {}
-    assert not make_training_args("/tmp/ft-course-runs/test_speedkw", get_profile("tiny")).use_liger_kernel
+    assert not make_training_args(str(tmp_path), get_profile("tiny")).use_liger_kernel
