@@ -6,38 +6,105 @@ Docs: https://ft-course.github.io/ft_course/cli.html.md"""
 
 # %% ../nbs/11_cli.ipynb #2d21dfd6
 from __future__ import annotations
-import argparse, os, shlex, sys
+import argparse, dataclasses, os, shlex, sys, types, typing
+from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['make_parser', 'main']
+__all__ = ['COMPARE_ALIASES', 'field_args', 'config_from', 'add_fields', 'make_parser', 'main']
+
+# %% ../nbs/11_cli.ipynb #880168e7
+def _members(hint)->tuple:
+    "The types of a union annotation (`int|None` -> `(int, NoneType)`), or `(hint,)`"
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+def _argparse_kw(hint, # the field's annotation, e.g. `int|None`, `list[str]`
+                 default # the field's default: a `bool` that defaults to True becomes a `--no-...` flag
+                )->dict:
+    "The `add_argument` keywords that parse a field annotated `hint`: `type`, `nargs` or a flag `action`"
+    kinds = [t for t in _members(hint) if t is not type(None)]
+    origins = {typing.get_origin(t) or t for t in kinds}
+    if origins == {bool}: return dict(action="store_false" if default else "store_true")
+    if list in origins:
+        item = next((typing.get_args(t)[0] for t in kinds if typing.get_args(t)), str)
+        return dict(nargs="+", type=item)
+    if len(origins) == 1 and (t := origins.pop()) in (int, float, str): return dict(type=t)
+    raise TypeError(f"no command-line form for a field annotated {hint}: add it to `exclude`")
+
+def _help(doc:str|None, # the field's comment
+          default, # the field's default
+          kw:dict # its `add_argument` keywords
+         )->str:
+    "The help of one option: the field's comment, then its default when that says something"
+    h = (doc or "").replace("%", "%%")   # argparse formats help with %
+    if default is None: h = h.replace("None: ", "default: ")   # 'None: the profile's': what an option left out does
+    if kw.get("action") == "store_false": return f"{h} (on by default; this flag turns it off)".strip()
+    if "action" in kw or default is None: return h
+    shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+    return f"{h} (default: {shown})".strip()
+
+# %% ../nbs/11_cli.ipynb #c3f382a4
+def field_args(dc:type, # a dataclass, each field documented by a comment
+               choices:dict|None=None, # field name -> its valid values (argparse `choices`)
+               aliases:dict|None=None, # field name -> more option strings, e.g. `{"num_train_epochs": ["--epochs"]}`
+               exclude:tuple=() # fields left off the command line (they keep the dataclass default)
+              )->list:
+    "`(option strings, add_argument keywords)` of each field of `dc`: type, default and help from the dataclass"
+    hints, docs, out = typing.get_type_hints(dc), docments(dc), []
+    for f in dataclasses.fields(dc):
+        if f.name in exclude: continue
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if default is dataclasses.MISSING: raise TypeError(f"{dc.__name__}.{f.name} has no default: exclude it")
+        try: kw = _argparse_kw(hints[f.name], default)
+        except TypeError as e: raise TypeError(f"{dc.__name__}.{f.name}: {e}") from None
+        flag = "--" + ("no-" if kw.get("action") == "store_false" else "") + f.name.replace("_", "-")
+        kw |= dict(dest=f.name, default=default, help=_help(docs.get(f.name), default, kw))
+        if f.name in (choices or {}): kw["choices"] = list(choices[f.name])
+        elif "type" in kw: kw["metavar"] = {int: "N", float: "X"}.get(kw["type"], f.name.split("_")[-1].upper())
+        out.append(([flag, *(aliases or {}).get(f.name, ())], kw))
+    return out
+
+# %% ../nbs/11_cli.ipynb #23833f74
+def config_from(dc:type, # the dataclass the options were generated from
+                ns:argparse.Namespace # parsed arguments; fields it lacks keep their default
+               ):
+    "An instance of `dc` from the parsed options named after its fields (its `__post_init__` checks the values)"
+    hints = typing.get_type_hints(dc)
+    kw = {f.name: getattr(ns, f.name) for f in dataclasses.fields(dc) if hasattr(ns, f.name)}
+    for k, v in kw.items():   # a `str|list` field given one value gets the string, e.g. 'all-linear'
+        if isinstance(v, list) and len(v) == 1 and str in _members(hints[k]): kw[k] = v[0]
+    return dc(**kw)
+
+def add_fields(p:argparse.ArgumentParser, # the parser (or subcommand parser) to add the options to
+               dc:type, # the dataclass
+               choices:dict|None=None, # field name -> its valid values
+               aliases:dict|None=None, # field name -> more option strings
+               exclude:tuple=() # fields left off the command line
+              )->argparse.ArgumentParser:
+    "Add one option per field of `dc` to `p` (see `field_args`)"
+    for flags, kw in field_args(dc, choices, aliases, exclude): p.add_argument(*flags, **kw)
+    return p
 
 # %% ../nbs/11_cli.ipynb #9bbef52e
-def _compare_parser(sub):
-    from ft_course.compare import METHOD_CONFIGS, METHODS
+COMPARE_ALIASES = {"num_train_epochs": ["--epochs"],   # the short name the course uses
+                   "isolate": ["--in-process"]}        # `--no-isolate` says what it turns off; this says what you get
+
+def _compare_parser(sub # the subcommands of `make_parser`
+                   ):
+    "The `compare` subcommand: one option per `CompareConfig` field, and `--no-plots`"
+    from ft_course.compare import CompareConfig
     p = sub.add_parser("compare", help="train the methods on one budget; print the table, write CSV and PNG plots",
                        description="Train each method on the same model, data, steps, batch size and seed (each in a fresh "
                                    "process) and report trainable parameters, peak memory, time per step, tokens/s, "
                                    "accuracy, size on disk and time-to-accuracy, with the naive tutorial recipe as baseline.")
-    p.add_argument("--methods", nargs="+", default=[*METHODS, "naive"], metavar="M",
-                   help=f"methods to run, among {', '.join(METHOD_CONFIGS)} (default: all)")
-    p.add_argument("--profile", default="tiny", help="tiny (random tiny model, seconds), cpu (MiniLM + SST-2), gpu (default: tiny)")
-    p.add_argument("--out", default="compare_results", help="folder for compare.csv, compare.md, runs.jsonl and the plots")
-    p.add_argument("--n-train", type=int, help="training rows (default: 2,000 on cpu, else the profile's)")
-    p.add_argument("--n-eval", type=int, help="dev rows (default: the profile's)")
-    p.add_argument("--epochs", type=float, help="epochs for every method (default: the profile's, 2)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps for every method (overrides --epochs)")
-    p.add_argument("--evals-per-epoch", type=int, default=3, help="dev evaluations per epoch (default: 3)")
-    p.add_argument("--target-accuracy", type=float, help="time-to-accuracy target (default: 0.70; tiny: 90%% of the best)")
-    p.add_argument("--naive-max-seconds", type=float, help="training-time budget of the naive recipe (default: 240 on cpu)")
-    p.add_argument("--in-process", action="store_true", help="run all methods in this process (faster; peak memory not per method)")
+    add_fields(p, CompareConfig, aliases=COMPARE_ALIASES)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.set_defaults(func=_compare)
 
-def _compare(a)->int:
-    from ft_course.compare import CompareConfig, run_comparison
-    cfg = CompareConfig(profile=a.profile, methods=a.methods, n_train=a.n_train, n_eval=a.n_eval, num_train_epochs=a.epochs,
-                        max_steps=a.max_steps, evals_per_epoch=a.evals_per_epoch, target_accuracy=a.target_accuracy,
-                        naive_max_seconds=a.naive_max_seconds, isolate=not a.in_process, out=a.out)
+def _compare(a:argparse.Namespace # the parsed `compare` options
+            )->int:
+    "Run `ft-course compare`: train the methods, print the table, write the files"
+    from ft_course.compare import run_comparison, CompareConfig
+    cfg = config_from(CompareConfig, a)
     log = lambda m: print(m, file=sys.stderr, flush=True)
     df, summary = run_comparison(cfg, command="ft-course " + shlex.join(a.argv), plots=not a.no_plots, log=log)
     cols = ["method", "trainable_pct", "peak_mem_mb", "ms_per_step", "tokens_per_s", "accuracy", "time_to_target_s", "saved_mb"]
@@ -51,30 +118,38 @@ def _compare(a)->int:
     return 0
 
 # %% ../nbs/11_cli.ipynb #45f5a7ba
-def _memory_parser(sub):
-    from ft_course.memory import METHODS, PRECISIONS, OPTIMIZER_BYTES, KNOWN_CONFIGS
+def _memory_parser(sub # the subcommands of `make_parser`
+                  ):
+    "The `memory` subcommand: `--config`, one option per `MemorySpec` field, `--gpu-memory-gb` and `--no-table`"
+    from ft_course.memory import KNOWN_CONFIGS, METHODS, OPTIMIZER_BYTES, PRECISIONS, TASKS, MemorySpec
     p = sub.add_parser("memory", help="estimate the peak training memory and say which GPUs it fits",
                        description="Predict the peak memory of one training step from the model's config alone (no weights are "
                                    "read), then print the fit table of common model sizes for the same batch size and length.")
     p.add_argument("--config", required=True,
                    help=f"a local config.json or model folder, one of {', '.join(KNOWN_CONFIGS)}, or a Hub name (needs the Hub)")
-    p.add_argument("--method", default="lora", choices=METHODS, help="default: lora")
-    p.add_argument("--batch-size", type=int, default=4, help="per-device micro-batch (default: 4)")
-    p.add_argument("--seq-len", type=int, default=512, help="tokens per example (default: 512)")
-    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help="default: bf16")
-    p.add_argument("--optimizer", default="adamw", choices=list(OPTIMIZER_BYTES), help="default: adamw")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default: 16)")
-    p.add_argument("--lora-targets", nargs="+", default=["all-linear"], help="module names to adapt (default: all-linear)")
-    p.add_argument("--num-virtual-tokens", type=int, default=20, help="soft-prompt length for prompt_tuning (default: 20)")
-    p.add_argument("--frozen-layers", type=int, default=0, help="lowest blocks frozen, for --method freeze")
-    p.add_argument("--task", default="causal_lm", choices=["causal_lm", "seq_cls"], help="default: causal_lm")
-    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="default: cuda")
+    add_fields(p, MemorySpec, choices=dict(method=METHODS, precision=PRECISIONS, optimizer=tuple(OPTIMIZER_BYTES), task=TASKS))
     p.add_argument("--gpu-memory-gb", type=float, help="also say whether it fits this many GiB")
     p.add_argument("--no-table", action="store_true", help="skip the fit table of common model sizes")
     p.set_defaults(func=_memory)
 
-def _config_arg(s:str):
+def _memory(a:argparse.Namespace # the parsed `memory` options
+           )->int:
+    "Run `ft-course memory`: print the estimate, which GPUs it fits, and the fit table"
+    from ft_course.memory import GPUS, MemorySpec, estimate_memory, fit_table
+    s = config_from(MemorySpec, a)
+    e = estimate_memory(_config_arg(a.config), s)
+    print(f"{a.config}, {s.method}, batch {s.batch_size} x {s.seq_len} tokens, {s.precision}: {e}")
+    print(f"trainable parameters: {e.trainable_params:,} of {e.total_params:,} ({100 * e.trainable_params / e.total_params:.3g}%)")
+    gpus = dict(GPUS) | ({f"{a.gpu_memory_gb:g} GiB": int(a.gpu_memory_gb * 2**30)} if a.gpu_memory_gb else {})
+    print("fits: " + ", ".join(f"{g} {'yes' if e.total <= b else 'no'}" for g, b in gpus.items()))
+    if not a.no_table:
+        print(f"\nPredicted peak GiB of common sizes (batch {s.batch_size} x {s.seq_len}, {s.precision}):")
+        print(fit_table(s.batch_size, s.seq_len, s.precision).to_string(index=False))
+    return 0
+
+# %% ../nbs/11_cli.ipynb #298bbc10
+def _config_arg(s:str # a config.json path, a model folder, a name of `KNOWN_CONFIGS` or a Hub name
+               ):
     "A dict from a config.json path, else the name or folder as given (`as_config` reads it)"
     import json
     from pathlib import Path
@@ -89,22 +164,6 @@ def _config_arg(s:str):
         raise ValueError(f"{s!r} is not a local file or folder, and the Hugging Face Hub is not reachable: pass a config.json "
                          f"path, a model folder, or one of {', '.join(KNOWN_CONFIGS)}")
     return s
-
-def _memory(a)->int:
-    from ft_course.memory import GPUS, MemorySpec, estimate_memory, fit_table
-    targets = a.lora_targets[0] if a.lora_targets == ["all-linear"] else a.lora_targets
-    spec = MemorySpec(method=a.method, batch_size=a.batch_size, seq_len=a.seq_len, precision=a.precision, optimizer=a.optimizer,
-                      gradient_checkpointing=a.gradient_checkpointing, lora_r=a.lora_r, lora_targets=targets,
-                      num_virtual_tokens=a.num_virtual_tokens, frozen_layers=a.frozen_layers, task=a.task, device=a.device)
-    e = estimate_memory(_config_arg(a.config), spec)
-    print(f"{a.config}, {a.method}, batch {a.batch_size} x {a.seq_len} tokens, {a.precision}: {e}")
-    print(f"trainable parameters: {e.trainable_params:,} of {e.total_params:,} ({100 * e.trainable_params / e.total_params:.3g}%)")
-    gpus = dict(GPUS) | ({f"{a.gpu_memory_gb:g} GiB": int(a.gpu_memory_gb * 2**30)} if a.gpu_memory_gb else {})
-    print("fits: " + ", ".join(f"{g} {'yes' if e.total <= b else 'no'}" for g, b in gpus.items()))
-    if not a.no_table:
-        print(f"\nPredicted peak GiB of common sizes (batch {a.batch_size} x {a.seq_len}, {a.precision}):")
-        print(fit_table(a.batch_size, a.seq_len, a.precision).to_string(index=False))
-    return 0
 
 # %% ../nbs/11_cli.ipynb #2debda46
 def make_parser()->argparse.ArgumentParser:

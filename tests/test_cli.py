@@ -1,5 +1,5 @@
 "Tests for the ft-course command line: help, clean errors (no traceback), memory and compare end to end"
-import os, subprocess, sys
+import dataclasses, os, re, subprocess, sys
 
 import pytest
 
@@ -70,3 +70,58 @@ def test_compare_writes_outputs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "lora" in out and (tmp_path/"compare.csv").exists() and (tmp_path/"memory.png").exists()
     assert "ft-course compare --methods full lora" in (tmp_path/"compare.md").read_text()
+
+
+def _fields():
+    "(subcommand, dataclass, required arguments) of each subcommand generated from a config dataclass"
+    from ft_course.compare import CompareConfig
+    from ft_course.memory import MemorySpec
+    return [("compare", CompareConfig, []), ("memory", MemorySpec, ["--config", "x"])]
+
+
+@pytest.mark.parametrize("name, cls, extra", _fields(), ids=["compare", "memory"])
+def test_every_field_is_an_option_with_its_default(name, cls, extra):
+    "Each field of the dataclass parses, with no options given, to the dataclass default (one source of defaults)"
+    from ft_course.cli import config_from, make_parser
+    ns = make_parser().parse_args([name, *extra])
+    for f in dataclasses.fields(cls): assert getattr(ns, f.name) == getattr(cls(), f.name), f.name
+    assert config_from(cls, ns) == cls()
+
+
+@pytest.mark.parametrize("name, cls, extra", _fields(), ids=["compare", "memory"])
+def test_help_shows_each_field_comment(name, cls, extra, capsys):
+    "`--help` lists `--foo-bar` (or `--no-foo-bar`) for each field `foo_bar`, with the field's comment as its help"
+    from fastcore.docments import docments
+    with pytest.raises(SystemExit): main([name, "--help"])
+    out = capsys.readouterr().out
+    flat = "".join(out.split())                       # argparse wraps lines (and breaks at hyphens)
+    for f in dataclasses.fields(cls):
+        assert re.search(rf"--(no-)?{f.name.replace('_', '-')}\b", out), f.name   # a bool on by default: --no-foo
+        doc = docments(cls).get(f.name)
+        if doc: assert "".join(doc.replace("None: ", "default: ").split()) in flat, f"{f.name}: {doc!r}"
+
+
+def test_options_reach_the_dataclass():
+    "Aliases, flags and lists end up in the config: --epochs, --in-process, --lora-targets"
+    from ft_course.cli import config_from, make_parser
+    from ft_course.compare import CompareConfig
+    from ft_course.memory import MemorySpec
+    p = make_parser()
+    got = config_from(CompareConfig, p.parse_args(["compare", "--epochs", "3", "--in-process", "--methods", "lora", "full", "--seed", "1"]))
+    assert got == CompareConfig(num_train_epochs=3, isolate=False, methods=["lora", "full"], seed=1)
+    assert p.parse_args(["compare", "--num-train-epochs", "3", "--no-isolate"]) == p.parse_args(["compare", "--epochs", "3", "--in-process"])
+    ns = p.parse_args(["memory", "--config", "x", "--lora-targets", "q_proj", "v_proj", "--gradient-checkpointing", "--method", "lora"])
+    assert config_from(MemorySpec, ns) == MemorySpec(method="lora", lora_targets=["q_proj", "v_proj"], gradient_checkpointing=True)
+    assert config_from(MemorySpec, p.parse_args(["memory", "--config", "x", "--lora-targets", "all-linear"])).lora_targets == "all-linear"
+
+
+def test_field_args_rejects_what_it_cannot_parse():
+    "A field with no command-line form must be excluded explicitly, not silently dropped"
+    from dataclasses import dataclass, field
+    from ft_course.cli import field_args
+    @dataclass
+    class C:
+        n:int = 1          # a number
+        extra:dict = field(default_factory=dict)  # no command-line form
+    with pytest.raises(TypeError, match="extra"): field_args(C)
+    assert [flags for flags, _ in field_args(C, exclude=("extra",))] == [["--n"]]
