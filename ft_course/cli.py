@@ -136,8 +136,8 @@ def _memory(a:argparse.Namespace # the parsed `memory` options
            )->int:
     "Run `ft-course memory`: print the estimate, which GPUs it fits, and the fit table"
     from ft_course.memory import GPUS, MemorySpec, estimate_memory, fit_table
-    s = config_from(MemorySpec, a)
-    e = estimate_memory(_config_arg(a.config), s)
+    e = estimate_memory(_config_arg(a.config), config_from(MemorySpec, a))   # validated: bad values raise here
+    s = e.spec
     print(f"{a.config}, {s.method}, batch {s.batch_size} x {s.seq_len} tokens, {s.precision}: {e}")
     print(f"trainable parameters: {e.trainable_params:,} of {e.total_params:,} ({100 * e.trainable_params / e.total_params:.3g}%)")
     gpus = dict(GPUS) | ({f"{a.gpu_memory_gb:g} GiB": int(a.gpu_memory_gb * 2**30)} if a.gpu_memory_gb else {})
