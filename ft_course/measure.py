@@ -12,15 +12,20 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['reset_peak_memory', 'rss_bytes', 'peak_memory_mb', 'memory_in_use_mb', 'run_in_fresh_process', 'saved_tensor_bytes']
+__all__ = ['reset_rss_peak', 'reset_peak_memory', 'rss_bytes', 'peak_memory_mb', 'memory_in_use_mb', 'run_in_fresh_process',
+           'saved_tensor_bytes']
 
 # %% ../nbs/01a_measure.ipynb #bdb5a2ae
-def reset_peak_memory():
-    "Start a fresh peak-memory measurement: CUDA's peak stats, or Linux's peak RSS (VmHWM, via /proc/self/clear_refs)"
-    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats(); return
+def reset_rss_peak():
+    "Return freed memory to the system, then reset this process's peak RSS (VmHWM) to its current RSS (Linux; else nothing)"
     gc.collect()
     try: ctypes.CDLL("libc.so.6").malloc_trim(0); open("/proc/self/clear_refs", "w").write("5")
     except OSError: pass
+
+def reset_peak_memory():
+    "Start a fresh peak-memory measurement: CUDA's peak stats, or Linux's peak RSS (`reset_rss_peak`)"
+    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
+    else: reset_rss_peak()
 
 def rss_bytes(peak:bool=False # the peak (VmHWM) instead of the current resident memory (VmRSS)
              )->int:

@@ -14,7 +14,7 @@ from transformers import AutoConfig, PretrainedConfig, TrainerCallback
 
 from .setup import device_and_precision
 from .vocabulary import HEADS, KNOWN_CONFIGS, METHODS, PEFT_TASK_TYPES, TASKS, auto_model_class, check_task
-from .measure import rss_bytes, run_in_fresh_process, saved_tensor_bytes   # notebook 01a
+from .measure import reset_rss_peak, rss_bytes, run_in_fresh_process, saved_tensor_bytes   # notebook 01a
 from .train import base_model
 from .prompt_tuning import prompt_dims
 from .qlora import load_4bit
@@ -288,7 +288,7 @@ def estimate_memory(config, # anything `as_config` accepts: PretrainedConfig, di
 # %% ../nbs/10_memory.ipynb #f74167a8
 def _measure_child(config:dict, spec:dict, steps:int)->dict:
     "Runs in a fresh process: train `steps` steps; the peak RSS above the post-import baseline"
-    import ctypes, gc
+    import gc
     if spec["optimizer"] == "adamw_8bit" or spec["method"] == "qlora": import bitsandbytes   # imports in the baseline
     gc.collect(); base = rss_bytes()
     spec, cfg = MemorySpec(**spec), as_config(config)
@@ -297,8 +297,7 @@ def _measure_child(config:dict, spec:dict, steps:int)->dict:
     if spec.optimizer == "adamw_8bit":
         import bitsandbytes as bnb; opt = bnb.optim.AdamW8bit(params, lr=1e-5)
     else: opt = torch.optim.AdamW(params, lr=1e-5) if spec.optimizer == "adamw" else torch.optim.SGD(params, lr=1e-5)
-    gc.collect(); ctypes.CDLL("libc.so.6").malloc_trim(0)
-    open("/proc/self/clear_refs", "w").write("5")             # reset the high-water mark: loading transients excluded
+    reset_rss_peak()            # the high-water mark starts here: loading transients excluded (RSS, also on a GPU machine)
     model.train(); g = torch.Generator().manual_seed(0)
     for step in range(steps):   # a 1×8 warm-up step creates the optimizer state; the full-size steps then hit the peak
         b, s = (1, 8) if step == 0 else (spec.batch_size, spec.seq_len)
