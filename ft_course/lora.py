@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .vocabulary import HEAD_NAMES   # task heads: trained in full, never adapted (notebook 00a)
+from .vocabulary import HEAD_NAMES, is_head   # task heads: trained in full, never adapted (notebook 00a)
 
 # %% auto #0
 __all__ = ['ATTENTION_TARGETS', 'lora_scaling', 'ScratchLoraConfig', 'LoraLinear', 'linear_layer_names', 'suggest_target_modules',
@@ -112,7 +112,7 @@ def suggest_target_modules(model:nn.Module, # model to adapt
     "Target names for LoRA on `model`: its attention projections, or all linear layers except the head"
     if which not in ("attention", "all"): raise ValueError(f"which={which!r}: use 'attention' or 'all'")
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"]
-    body = [n for n in names if not any(h in n.split(".") for h in HEAD_NAMES)]
+    body = [n for n in names if not is_head(n)]   # `is_head`: a whole module name of HEAD_NAMES
     if which == "all": return _suffixes(body)
     for fam, targets in ATTENTION_TARGETS.items():
         if all(any(_matches(n, t) for n in body) for t in targets): return targets
