@@ -6,7 +6,7 @@ serves it from 127.0.0.1 with `python -m http.server`, and drives Debian's `chro
 (`websocket-client`). External hosts are unreachable on purpose (`--host-resolver-rules`): the site must not need
 them. Screenshots go to FT_SCREENSHOT_DIR (default `docs/_build/screens`). Skips, saying why, without chromium.
 """
-import base64, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.error, urllib.request
+import base64, json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.error, urllib.request
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
@@ -107,15 +107,31 @@ def server(site):
     finally: p.terminate(); p.wait(10)
 
 
+def _stop_group(proc:subprocess.Popen, timeout:float=10):
+    "Terminate `proc` and every process in its group (Chromium's helpers), and wait until the group is gone"
+    def _signal(sig):
+        try: os.killpg(proc.pid, sig); return True
+        except ProcessLookupError: return False   # the group has no process left
+    _signal(signal.SIGTERM)
+    try: proc.wait(timeout)
+    except subprocess.TimeoutExpired: pass
+    t0 = time.time()
+    while _signal(signal.SIGKILL) and time.time() - t0 < timeout:
+        if proc.poll() is None: proc.wait(1)
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope='module')
 def browser():
     exe = _chromium()
     if not exe: pytest.skip('chromium is not installed, so the browser test cannot run: install it with '
                             '`bash .ci/install_chromium.sh` (Debian: apt-get install chromium)')
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes can outlive the main one and keep writing to the profile folder, so the browser
+    # runs in its own process group (killed as a whole) and a late write cannot fail the folder's cleanup.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([exe, *CHROMIUM_FLAGS, f'--user-data-dir={profile}', '--remote-debugging-port=0',
                                  '--remote-debugging-address=127.0.0.1', 'about:blank'],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             port_file, t0 = Path(profile)/'DevToolsActivePort', time.time()
             while not (port_file.exists() and port_file.read_text().strip()):
@@ -130,10 +146,7 @@ def browser():
             cdp.send('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
             yield cdp
             cdp.close()
-        finally:
-            proc.terminate()
-            try: proc.wait(10)
-            except subprocess.TimeoutExpired: proc.kill()
+        finally: _stop_group(proc)
 
 
 _PAGE_JS = r'''(async () => {
