@@ -10,7 +10,7 @@ import argparse, dataclasses, os, shlex, sys, types, typing
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['COMPARE_ALIASES', 'field_args', 'config_from', 'add_fields', 'make_parser', 'main']
+__all__ = ['COMPARE_EXAMPLE', 'COMPARE_ALIASES', 'field_args', 'config_from', 'add_fields', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #880168e7
 def _members(hint)->tuple:
@@ -85,6 +85,9 @@ def add_fields(p:argparse.ArgumentParser, # the parser (or subcommand parser) to
     return p
 
 # %% ../nbs/11_cli.ipynb #9bbef52e
+COMPARE_EXAMPLE = ("ft-course compare --profile cpu --data reviews.csv --text-col review --label-col stars "
+                   "--methods full lora prompt_tuning")   # your own data: any CSV/TSV/JSON/JSONL/Parquet file or Hub name
+
 COMPARE_ALIASES = {"num_train_epochs": ["--epochs"],   # the short name the course uses
                    "isolate": ["--in-process"]}        # `--no-isolate` says what it turns off; this says what you get
 
@@ -95,7 +98,9 @@ def _compare_parser(sub # the subcommands of `make_parser`
     p = sub.add_parser("compare", help="train the methods on one budget; print the table, write CSV and PNG plots",
                        description="Train each method on the same model, data, steps, batch size and seed (each in a fresh "
                                    "process) and report trainable parameters, peak memory, time per step, tokens/s, "
-                                   "accuracy, size on disk and time-to-accuracy, with the naive tutorial recipe as baseline.")
+                                   "accuracy, size on disk and time-to-accuracy, with the naive tutorial recipe as baseline. "
+                                   "--data runs it on your own classification dataset.",
+                       epilog=f"example: {COMPARE_EXAMPLE}")
     add_fields(p, CompareConfig, aliases=COMPARE_ALIASES)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.set_defaults(func=_compare)
@@ -114,6 +119,7 @@ def _compare(a:argparse.Namespace # the parsed `compare` options
         lb = ">" if summary.get("ratio_is_lower_bound") else ""
         print(f"; recipe vs naive: {summary['throughput_ratio']}x examples/s, naive uses {summary['memory_ratio']}x the memory"
               + (f", time to target {lb}{summary['time_to_target_ratio']}x" if "time_to_target_ratio" in summary else ""), end="")
+    if "note" in summary: print(f"\nnote: {summary['note']}")
     print(f"\nwrote {cfg.out}/compare.csv, compare.md, runs.jsonl" + ("" if a.no_plots else " and the PNG plots"))
     return 0
 
@@ -169,7 +175,8 @@ def _config_arg(s:str # a config.json path, a model folder, a name of `KNOWN_CON
 def make_parser()->argparse.ArgumentParser:
     "The `ft-course` argument parser with its `compare` and `memory` subcommands"
     p = argparse.ArgumentParser(prog="ft-course", description="ft_course from the command line: compare fine-tuning methods, "
-                                "estimate training memory. `ft-course <command> --help` for each command's options.")
+                                "estimate training memory. `ft-course <command> --help` for each command's options.",
+                                epilog=f"example, on your own data: {COMPARE_EXAMPLE}")
     sub = p.add_subparsers(dest="command", required=True, metavar="{compare,memory}")
     _compare_parser(sub); _memory_parser(sub)
     return p

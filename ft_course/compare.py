@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from datasets import DatasetDict
 from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 
 from .setup import PROFILE_NAMES, Profile, get_profile, setup_env
 from .vocabulary import METHODS, PEFT_TASK_TYPES, head_modules
 from .measure import memory_in_use_mb, peak_memory_mb, reset_peak_memory, run_in_fresh_process
-from .data import load_profile_data, tokenize
+from .data import SENTIMENT_LABELS, class_names, load_classification, load_profile_data, tokenize
 from .train import count_parameters, load_classifier, make_trainer, make_training_args
 from .llrd import LLRDConfig, find_layers, freeze_lower_layers, llrd_optimizer
 from .lora import folder_size_mb, suggest_target_modules
@@ -25,9 +26,9 @@ from .qlora import load_4bit
 from .memory import FitCheckCallback, MemorySpec, model_shape
 
 # %% auto #0
-__all__ = ['METHOD_CONFIGS', 'METHOD_BUILDERS', 'COLUMNS', 'MethodConfig', 'register_method', 'build_full', 'build_llrd',
-           'build_freeze', 'build_lora', 'build_qlora', 'build_prompt_tuning', 'TrainClock', 'CompareConfig',
-           'run_method', 'time_to_accuracy', 'results_frame', 'plot_comparison', 'run_comparison']
+__all__ = ['METHOD_CONFIGS', 'METHOD_BUILDERS', 'PROMPT_INIT', 'COLUMNS', 'TINY_NOTE', 'MethodConfig', 'register_method',
+           'build_full', 'build_llrd', 'build_freeze', 'build_lora', 'build_qlora', 'build_prompt_tuning', 'TrainClock',
+           'CompareConfig', 'run_method', 'time_to_accuracy', 'results_frame', 'plot_comparison', 'run_comparison']
 
 # %% ../nbs/10a_compare.ipynb #60a74639
 @dataclass
@@ -62,7 +63,7 @@ METHOD_CONFIGS, METHOD_BUILDERS = {}, {}
 
 def register_method(config:MethodConfig # the method's settings; `config.method` is its key
                    ):
-    "Decorator: register `fn(profile, cfg) -> (model, optimizer | None)` with its settings, as one method of the comparison"
+    "Decorator: register `fn(profile, cfg, labels) -> (model, optimizer | None)` with its settings, as one method of the comparison"
     def deco(fn):
         METHOD_CONFIGS[config.method], METHOD_BUILDERS[config.method] = config, fn
         return fn
@@ -81,53 +82,56 @@ def _lora_config(model, cfg:MethodConfig):
 @register_method(MethodConfig("naive", 5e-5, warmup_steps=500, per_device_train_batch_size=16, pad_to_max_length=True, fp32=True,
                               memory_method="full", source="the Trainer example in the transformers docs: batch 16, default lr 5e-5, "
                               "warmup_steps=500, padding='max_length'"))
-def build_full(profile, cfg):
+def build_full(profile, cfg, labels):
     "Every weight trains (also the naive recipe: the difference is in its arguments and padding)"
-    return load_classifier(profile)[0], None
+    return load_classifier(profile, labels)[0], None
 
 @register_method(MethodConfig("llrd", 1e-4, layer_decay=0.9, source="Sun et al. 2019 (decay 0.95 on BERT-base); head lr 1e-4, "
                               "decay 0.9: 78.7% (bench/results/issue2_cpu.md)"))
-def build_llrd(profile, cfg):
+def build_llrd(profile, cfg, labels):
     "Every weight trains, AdamW groups with `lr * layer_decay ** depth` (03_llrd)"
-    model = load_classifier(profile)[0]
+    model = load_classifier(profile, labels)[0]
     return model, llrd_optimizer(model, LLRDConfig(cfg.lr(profile), cfg.layer_decay))
 
 @register_method(MethodConfig("freeze", 1e-4, frozen_fraction=0.5, source="embeddings + layers 0-2 of 6 frozen, lr 1e-4: 78.3% "
                               "(bench/results/issue2_cpu.md)"))
-def build_freeze(profile, cfg):
+def build_freeze(profile, cfg, labels):
     "Embeddings and the lowest `frozen_fraction` of the layers frozen (03_llrd)"
-    model = load_classifier(profile)[0]
+    model = load_classifier(profile, labels)[0]
     freeze_lower_layers(model, int(cfg.frozen_fraction * len(find_layers(model).layers)))
     return model, None
 
 # %% ../nbs/10a_compare.ipynb #f4a4156e
 @register_method(MethodConfig("lora", 1e-3, source="Hu et al. 2021; lr 1e-3 beat 5e-4 (75.8% vs 73.1%), pooler in modules_to_save "
                               "(bench/results/lora_cpu.md)"))
-def build_lora(profile, cfg):
+def build_lora(profile, cfg, labels):
     "peft LoRA on the attention query/value, head and pooler trained in full (04_lora)"
     from peft import get_peft_model
-    model = load_classifier(profile)[0]
+    model = load_classifier(profile, labels)[0]
     return get_peft_model(model, _lora_config(model, cfg)), None
 
 @register_method(MethodConfig("qlora", 1e-3, source="Dettmers et al. 2023; the lora row's adapters on an NF4 base, so the 4-bit "
                               "base is the only difference"))
-def build_qlora(profile, cfg):
+def build_qlora(profile, cfg, labels):
     "The same LoRA on an NF4 base with double quantisation; the head stays out of 4 bits (05_qlora)"
     from peft import get_peft_model, prepare_model_for_kbit_training
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(profile.precision, "float32")
-    model = load_4bit(profile.classifier, compute_dtype=dtype, task="seq_cls")   # load_4bit guards the CPU kernel trap
+    model = load_4bit(profile.classifier, compute_dtype=dtype, task="seq_cls", num_labels=len(labels),
+                      id2label=dict(enumerate(labels)), ignore_mismatched_sizes=True)   # load_4bit guards the CPU kernel trap
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, _lora_config(model, cfg)), None
 
+PROMPT_INIT = {tuple(SENTIMENT_LABELS): "Classify if the sentiment of this review is positive or negative"}   # other tasks: their classes
+
 @register_method(MethodConfig("prompt_tuning", 3e-2, modules_to_save=["classifier"], source="Lester et al. 2021 use 0.3 with "
                               "Adafactor; 3e-2 with AdamW (06_prompt_tuning)"))
-def build_prompt_tuning(profile, cfg):
-    "20 soft-prompt vectors initialised from a sentence, plus the classifier (06_prompt_tuning)"
+def build_prompt_tuning(profile, cfg, labels):
+    "20 soft-prompt vectors initialised from a sentence about the task (`PROMPT_INIT`, else naming the classes), plus the classifier (06_prompt_tuning)"
     from peft import PromptTuningConfig, get_peft_model
-    model = load_classifier(profile)[0]
+    model = load_classifier(profile, labels)[0]
     pt = PromptTuningConfig(task_type=PEFT_TASK_TYPES["seq_cls"], num_virtual_tokens=cfg.num_virtual_tokens,
                             prompt_tuning_init="TEXT", tokenizer_name_or_path=profile.classifier, **prompt_dims(model),
-                            prompt_tuning_init_text="Classify if the sentiment of this review is positive or negative")
+                            prompt_tuning_init_text=PROMPT_INIT.get(tuple(labels), f"Classify the text as one of: {', '.join(labels)}"))
     return get_peft_model(model, pt), None
 
 # %% ../nbs/10a_compare.ipynb #225ad5df
@@ -141,7 +145,7 @@ class TrainClock(TrainerCallback):
         self.train_s = self.last - self.t0 - self.eval_s
         over = self.max_train_s is not None and self.train_s >= self.max_train_s
         if over: control.should_training_stop = True
-        if over or state.global_step >= state.max_steps: control.should_evaluate = True
+        if (over or state.global_step >= state.max_steps) and args.eval_strategy != "no": control.should_evaluate = True
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         m = metrics or {}
         self.curve.append(dict(step=state.global_step, train_s=self.train_s, eval_loss=m.get("eval_loss"),
@@ -154,19 +158,24 @@ class CompareConfig:
     "What every method of one comparison shares"
     profile:str = "tiny"              # 'tiny', 'cpu' or 'gpu'
     methods:list[str] = field(default_factory=lambda: [*METHODS, "naive"])  # keys of METHOD_CONFIGS
+    data:str|None = None              # your dataset: a CSV/TSV/JSON/JSONL/Parquet file, a folder of split files or a Hub name; None: the profile's
+    text_col:str = "text"             # its text column
+    text_pair_col:str|None = None     # its second-text column (sentence pairs); None: single texts
+    label_col:str = "label"           # its label column: strings or integers
     n_train:int|None = None           # training rows; None: the profile's comparison size (2,000 on cpu), else its n_train
     n_eval:int|None = None            # dev rows; None: the profile's
     num_train_epochs:float|None = None # None: the profile's (2)
     max_steps:int|None = None         # overrides the epochs (quick probes)
     evals_per_epoch:int = 3           # dev evaluations per epoch (time-to-accuracy resolution)
-    target_accuracy:float|None = None # time-to-accuracy target; None: 0.70 on cpu/gpu, 90% of the best final accuracy on tiny
+    target_accuracy:float|None = None # time-to-accuracy target; None: 0.70 on the cpu/gpu profile's data, else 90% of the best final accuracy
     naive_max_seconds:float|None = None # training-time budget of the naive recipe; None: the profile's (240 s on cpu)
     isolate:bool = True               # each method in a fresh process (the only way to measure peak RSS per method)
     seed:int = 42                     # seed of the model's head, the data order and dropout
     out:str = "compare_results"       # folder for the CSV, plots, runs.jsonl
     def __post_init__(self):
         if self.profile not in PROFILE_NAMES: raise ValueError(f"profile={self.profile!r}: use one of {PROFILE_NAMES}")
-        if isinstance(self.methods, str): self.methods = [m.strip() for m in self.methods.split(",") if m.strip()]
+        if isinstance(self.methods, str): self.methods = self.methods.split(",")
+        self.methods = [m.strip().lower() for m in self.methods if m.strip()]
         if not self.methods: raise ValueError(f"methods is empty: choose among {list(METHOD_CONFIGS)}")
         if bad := [m for m in self.methods if m not in METHOD_CONFIGS]:
             raise ValueError(f"Unknown method(s) {bad}: choose among {list(METHOD_CONFIGS)}")
@@ -178,6 +187,10 @@ class CompareConfig:
     def naive_cap(self, profile:Profile)->float:
         "Training seconds the naive recipe may run (its padded batches are slow: a budget keeps the comparison short)"
         return self.naive_max_seconds if self.naive_max_seconds is not None else profile.compare.get("naive_max_seconds", 600)
+    def load_data(self, p:Profile)->DatasetDict:
+        "The raw data, checked: `data` with its columns (`load_classification`), else the profile's; `p`'s row counts"
+        if self.data is None: return load_profile_data(p)
+        return load_classification(self.data, self.text_col, self.label_col, self.text_pair_col, n_train=p.n_train, n_eval=p.n_eval)
     def resolve(self)->Profile:
         "The profile with this comparison's rows and epochs"
         p = get_profile(self.profile)
@@ -195,16 +208,16 @@ def _memory_spec(cfg:MethodConfig, profile:Profile, seq_len:int, model)->MemoryS
     if m == "freeze": kw |= dict(frozen_layers=max(1, int(cfg.frozen_fraction * len(find_layers(model).layers))))
     return MemorySpec(**kw)
 
-def _tokenized(cfg:MethodConfig, p:Profile, tok, model)->tuple:
+def _tokenized(cfg:MethodConfig, p:Profile, tok, model, raw:DatasetDict)->tuple:
     "(tokenised data, training sequence length, mean real tokens per training example); the naive recipe pads"
     mpe = model.config.max_position_embeddings
     seq = min(p.max_length, mpe - cfg.num_virtual_tokens) if cfg.memory_method == "prompt_tuning" else p.max_length
-    data = tokenize(load_profile_data(p), tok, seq)
+    raw = DatasetDict(train=raw["train"], validation=raw["validation"])   # the table reports validation accuracy; test stays unread
+    data = tokenize(raw, tok, seq)
     real_tokens = float(np.mean([len(x) for x in data["train"]["input_ids"]]))
     if cfg.pad_to_max_length:   # the tutorial recipe: tokenizer(..., padding="max_length") on the training set
         seq = min(tok.model_max_length, mpe)
-        data["train"] = load_profile_data(p)["train"].map(
-            lambda b: tok(b["text"], truncation=True, max_length=seq, padding="max_length"), batched=True, remove_columns=["text"])
+        data["train"] = tokenize(raw["train"], tok, seq, padding="max_length")
     return data, seq, real_tokens
 
 # %% ../nbs/10a_compare.ipynb #0c6a96f3
@@ -246,6 +259,10 @@ def _saved_mb(model, folder:Path)->float:
     return round(size, 3)
 
 # %% ../nbs/10a_compare.ipynb #3ebf76d4
+def _majority(raw:DatasetDict)->float:
+    "Validation accuracy of always predicting the most frequent class: the floor every method must beat"
+    return round(float(np.bincount(raw["validation"]["label"]).max() / len(raw["validation"])), 4)
+
 def run_method(name:str, # key of METHOD_CONFIGS
                config:CompareConfig, # what all methods share
                reset_peak:bool=True # start the peak-memory measurement here (False in a fresh process: its whole peak counts)
@@ -255,9 +272,10 @@ def run_method(name:str, # key of METHOD_CONFIGS
     setup_env(config.seed)
     if reset_peak: reset_peak_memory()
     start_mb = memory_in_use_mb()
-    model, optimizer = METHOD_BUILDERS[name](p, cfg)
+    raw = config.load_data(p)
+    model, optimizer = METHOD_BUILDERS[name](p, cfg, class_names(raw))
     tok = AutoTokenizer.from_pretrained(p.classifier)
-    data, seq, real_tokens = _tokenized(cfg, p, tok, model)
+    data, seq, real_tokens = _tokenized(cfg, p, tok, model, raw)
     args = _run_args(name, cfg, config, p, len(data["train"]))
     clock = TrainClock(config.naive_cap(p) if name == "naive" else None)
     spec = _memory_spec(cfg, p, seq, model)
@@ -268,7 +286,8 @@ def run_method(name:str, # key of METHOD_CONFIGS
                 batch_size=args.per_device_train_batch_size, start_mem_mb=round(start_mb, 1),
                 predicted_peak_mb=round(fit.estimate.total / 2**20, 1) if fit and fit.estimate else None,
                 saved_mb=_saved_mb(model, Path(config.out)/"runs"/name/"saved"), padded_to=seq if cfg.pad_to_max_length else None,
-                precision="fp32" if cfg.fp32 else p.precision, device=p.device, load_avg_1min=round(os.getloadavg()[0], 1)) | m
+                precision="fp32" if cfg.fp32 else p.precision, device=p.device, load_avg_1min=round(os.getloadavg()[0], 1),
+                classes=len(class_names(raw)), majority_accuracy=_majority(raw)) | m
 
 # %% ../nbs/10a_compare.ipynb #ba925408
 def _run_one(method:str, config:dict)->dict:
@@ -301,7 +320,7 @@ def results_frame(runs:list[dict], # results of `run_method`
     target = target if target is not None else round(0.9 * max(r["accuracy"] for r in runs), 3)
     rows = [r | {"time_to_target_s": time_to_accuracy(r["curve"], target)} for r in runs]
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    summary = dict(target_accuracy=target)
+    summary = dict(target_accuracy=target) | ({"majority_accuracy": runs[0]["majority_accuracy"]} if "majority_accuracy" in runs[0] else {})
     by = {r["method"]: r for r in rows}
     if "naive" in by and "full" in by:
         rec, nai = by["full"], by["naive"]
@@ -348,6 +367,9 @@ def plot_comparison(runs:list[dict], # results of `run_method`
     return figs
 
 # %% ../nbs/10a_compare.ipynb #4c700890
+TINY_NOTE = ("the tiny profile's models are random and tiny: this run checks that every method trains, is measured and is "
+             "reported; its accuracies cannot rank the methods (compare them with majority_accuracy). Use --profile cpu or gpu")
+
 def run_comparison(config:CompareConfig|None=None, # what the methods share; default `CompareConfig()`
                    command:str|None=None, # the command line to write at the top of compare.md
                    plots:bool=True, # write the PNG figures
@@ -356,7 +378,7 @@ def run_comparison(config:CompareConfig|None=None, # what the methods share; def
     "Run every method of `config`, write runs.jsonl, compare.csv, compare.md and the plots into `config.out`; return (df, summary)"
     import matplotlib.pyplot as plt
     c = config or CompareConfig()
-    c.resolve()   # fail now (unknown profile, no GPU, no MiniLM), not in the third child process
+    c.load_data(c.resolve())   # fail now (unknown profile, no GPU, no MiniLM, bad data), not in the third child process
     out = Path(c.out); out.mkdir(parents=True, exist_ok=True)
     runs = []
     for name in c.methods:
@@ -366,8 +388,9 @@ def run_comparison(config:CompareConfig|None=None, # what the methods share; def
         runs.append(r)
         if log: log(f"{name}: {r['accuracy']:.3f} dev accuracy, {r['ms_per_step']:.0f} ms/step, peak {r['peak_mem_mb']:.0f} MB ({time.perf_counter() - t0:.0f} s)")
     (out/"runs.jsonl").write_text("".join(json.dumps(r, default=float) + "\n" for r in runs))
-    target = c.target_accuracy if c.target_accuracy is not None else (None if c.profile == "tiny" else 0.70)
+    target = c.target_accuracy if c.target_accuracy is not None else (0.70 if c.profile != "tiny" and c.data is None else None)
     df, summary = results_frame(runs, target)
+    if c.profile == "tiny": summary["note"] = TINY_NOTE
     df.to_csv(out/"compare.csv", index=False)
     head = f"Command: `{command}`\n\n" if command else ""
     (out/"compare.md").write_text(f"# Method comparison ({c.profile} profile)\n\n{head}Config: `{json.dumps(asdict(c))}`\n\n"

@@ -6,31 +6,36 @@ Docs: https://ft-course.github.io/ft_course/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #ae1e75f5
 from __future__ import annotations
-import csv, re
+import csv, importlib.resources, re
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 
-from .setup import data_dir, generated_sentences, get_profile, Profile
+from .setup import data_dir, generated_sentences, get_profile, hub_reachable, Profile
+
 
 # %% auto #0
-__all__ = ['DATASETS', 'check_columns', 'clean_text', 'load_sentiment', 'load_profile_data', 'token_lengths',
+__all__ = ['READERS', 'SPLIT_NAMES', 'EXAMPLES', 'DATASETS', 'SENTIMENT_LABELS', 'check_columns', 'clean_text', 'read_dataset',
+           'encode_labels', 'class_names', 'check_splits', 'check_labels', 'check_texts', 'check_classification_data',
+           'load_classification', 'example_path', 'load_sentiment', 'load_profile_data', 'token_lengths',
            'plot_token_lengths', 'tokenize', 'padding_fraction']
 
 # %% ../nbs/01_data.ipynb #0fa81e32
 def check_columns(ds:Dataset|DatasetDict, # dataset to check
                   text_col:str="text", # column holding the input text
-                  label_col:str|None="label" # column holding the integer label (None: not needed)
+                  label_col:str|None="label", # column holding the label (None: not needed)
+                  text_pair_col:str|None=None # column holding the second text of a pair (None: single texts)
                  ):
-    "Raise a `ValueError` naming the columns `ds` has if `text_col` or `label_col` is missing"
+    "Raise a `ValueError` naming the columns `ds` has if `text_col`, `text_pair_col` or `label_col` is missing"
     cols = ds.column_names
     if isinstance(cols, dict): cols = next(iter(cols.values()))
-    missing = [c for c in (text_col, label_col) if c is not None and c not in cols]
+    missing = [c for c in (text_col, text_pair_col, label_col) if c is not None and c not in cols]
     if missing: raise ValueError(
         f"Dataset has no column {missing[0]!r}; it has {cols}. Pass text_col=/label_col= with the right names, "
         f"or rename with ds.rename_column('old', '{missing[0]}').")
     return ds
+
 
 # %% ../nbs/01_data.ipynb #3514fc06
 def clean_text(s:str # raw text
@@ -38,28 +43,196 @@ def clean_text(s:str # raw text
     "Replace the HTML line breaks (`<br />`) that IMDB reviews contain with spaces"
     return re.sub(r"\s+", " ", re.sub(r"<br\s*/?>", " ", s)).strip()
 
-# %% ../nbs/01_data.ipynb #50f7c4f3
+# %% ../nbs/01_data.ipynb #7f9081fb
+READERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}   # suffix: `load_dataset` builder
+SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+               "test": "test"}   # file stems and split names understood, and the split each becomes
+
+def _split_files(path:Path)->dict:
+    "{split: file} of a file (all of it is `train`) or of a folder holding train/validation/test files"
+    if path.is_file(): return {"train": path}
+    files = {SPLIT_NAMES[f.stem.lower()]: f for f in sorted(path.iterdir()) if f.stem.lower() in SPLIT_NAMES and f.suffix.lower() in READERS}
+    if "train" not in files: raise FileNotFoundError(
+        f"{path} holds no train file: name the files train.csv (and optionally validation.csv, test.csv), any of {list(READERS)}")
+    return files
+
+def read_dataset(source:str|Path|dict, # a file, a folder of train/validation/test files, {split: file}, or a Hub dataset name
+                 **kwargs # passed to `load_dataset`: `name=` (a Hub configuration), `delimiter=`, ...
+                )->DatasetDict:
+    "The splits of `source` as they are, read with `datasets.load_dataset` (a `.tsv` is read as GLUE writes it: tabs, no quoting)"
+    if isinstance(source, (str, Path)) and not Path(source).expanduser().exists():
+        if Path(source).suffix.lower() in READERS or str(source).startswith((".", "/", "~")):
+            raise FileNotFoundError(f"{source} does not exist: pass the path of a {'/'.join(READERS)} file or of a folder of them")
+        if not hub_reachable(): raise FileNotFoundError(
+            f"{source!r} is not a file or folder here and the Hugging Face Hub is unreachable: pass a local file, "
+            "or set FT_COURSE_DATA to the course's shared/data for SST-2 and IMDB")
+        return load_dataset(str(source), **kwargs)
+    files = {k: Path(v).expanduser() for k, v in source.items()} if isinstance(source, dict) else _split_files(Path(source).expanduser())
+    suffixes = {f.suffix.lower() for f in files.values()}
+    if not suffixes <= READERS.keys() or len({READERS[s] for s in suffixes}) > 1:
+        raise ValueError(f"Files {[f.name for f in files.values()]}: use one format for all splits, one of {list(READERS)}")
+    tsv = dict(delimiter="\t", quoting=csv.QUOTE_NONE) if suffixes == {".tsv"} else {}
+    return load_dataset(READERS[suffixes.pop()], data_files={k: str(f) for k, f in files.items()}, **(tsv | kwargs))
+
+
+# %% ../nbs/01_data.ipynb #9ae176fe
+def _standardize(ds:DatasetDict, text_col, text_pair_col, label_col)->DatasetDict:
+    "Splits renamed to train/validation/test, unlabelled ones (labels all -1 or missing, as GLUE's test) dropped; columns renamed to text, [text_pair,] label"
+    check_columns(ds, text_col, label_col, text_pair_col)
+    names = {text_col: "text"} | ({text_pair_col: "text_pair"} if text_pair_col else {}) | {label_col: "label"}
+    out = {}
+    for split, d in ds.items():
+        d = d.select_columns(list(names)).rename_columns({k: v for k, v in names.items() if k != v})
+        if any(y is not None and y != -1 for y in d.unique("label")): out[SPLIT_NAMES.get(split.lower(), split)] = d
+    if "train" not in out: raise ValueError(f"No labelled train split among {list(ds)}: name the training split (or file) 'train'")
+    return DatasetDict(out)
+
+def encode_labels(ds:DatasetDict, # splits with a `label` column of strings or integers
+                  label_names:list[str]|None=None # class names in id order; None: from the data
+                 )->DatasetDict:
+    "Labels as `ClassLabel` ids `0..k-1` with names: strings sorted (or in `label_names` order), integers in order of value"
+    feat = ds["train"].features["label"]
+    if isinstance(feat, ClassLabel):
+        if label_names and len(label_names) != feat.num_classes: raise ValueError(
+            f"label_names has {len(label_names)} names but the data's label has {feat.num_classes} classes {feat.names}")
+        return ds.cast_column("label", ClassLabel(names=list(label_names))) if label_names else ds
+    values = {y for d in ds.values() for y in d.unique("label")}
+    if None in values: raise ValueError("Some rows have no label: drop them first, e.g. ds.filter(lambda r: r['label'] is not None)")
+    if all(isinstance(v, str) for v in values):
+        names = list(label_names or sorted(values))
+        if unknown := sorted(values - set(names)): raise ValueError(f"Labels {unknown[:5]} are not in label_names={names}: add them")
+        ids = {v: i for i, v in enumerate(names)}
+    elif all(isinstance(v, (int, float)) and float(v).is_integer() for v in values):
+        ints = sorted(int(v) for v in values)
+        if label_names:
+            if bad := [v for v in ints if not 0 <= v < len(label_names)]: raise ValueError(
+                f"Labels {bad[:5]} are not ids 0..{len(label_names) - 1} of label_names={list(label_names)}: "
+                "pass no label_names to map the values in order, or fix the ids")
+            names, ids = list(label_names), {v: v for v in ints}
+        else: names, ids = [str(v) for v in ints], {v: i for i, v in enumerate(ints)}
+    else: raise ValueError(f"Labels {sorted(map(str, values))[:5]} mix strings and numbers or are fractional: use one class per row")
+    if any(k != v for k, v in ids.items()):
+        ds = ds.map(lambda b: {"label": [ids[y if isinstance(y, str) else int(y)] for y in b["label"]]}, batched=True)
+    return ds.cast_column("label", ClassLabel(names=names))
+
+def class_names(ds:Dataset|DatasetDict # data with a `ClassLabel` `label` column (from `load_classification`)
+               )->list[str]:
+    "The class names of `ds`, in id order"
+    d = ds["train"] if isinstance(ds, DatasetDict) else ds
+    feat = d.features.get("label")
+    if not isinstance(feat, ClassLabel): raise ValueError("The label column has no class names: load the data with load_classification, "
+                                                          "or pass label names yourself")
+    return list(feat.names)
+
+
+# %% ../nbs/01_data.ipynb #2e5a51a7
+def check_splits(data, # what will be trained on: a `DatasetDict` (or a dict of splits)
+                 need_eval:bool=True # an evaluation will run, so a `validation` split is needed
+                ):
+    "Raise a one-line `ValueError` saying how to fix `data` if it is not a `DatasetDict` with `train` (and `validation`)"
+    if not isinstance(data, dict): raise ValueError(
+        f"Got a {type(data).__name__}, not splits: load it with load_classification(...), which carves a validation split, "
+        "or build DatasetDict(train=..., validation=...)")
+    if "train" not in data: raise ValueError(f"No 'train' split among {list(data)}: name the training split 'train'")
+    if need_eval and "validation" not in data:
+        hint = (" Keep 'test' for the final number and carve a validation split from train: "
+                "load_classification(...) does it" if "test" in data else " Carve one: load_classification(...) does it")
+        raise ValueError(f"No 'validation' split among {list(data)}, and the run evaluates.{hint}, or pass eval_strategy='no'.")
+    return data
+
+def check_labels(data:Dataset|DatasetDict, # tokenised or raw data with a `label` (or `labels`) column
+                 num_labels:int|None=None # classes of the model's head; None: as many as the labels' names
+                ):
+    "Raise a one-line `ValueError` if the labels are missing, not integer ids, or outside `0..num_labels-1`"
+    for split, d in (data.items() if isinstance(data, dict) else [("data", data)]):
+        col = next((c for c in ("label", "labels") if c in d.column_names), None)
+        if col is None: raise ValueError(f"{split} has no 'label' column (it has {d.column_names}): "
+                                         "rename yours with ds.rename_column('your_label', 'label')")
+        if d.features[col].dtype not in ("int8", "int16", "int32", "int64"): raise ValueError(
+            f"{split} labels are {d.features[col].dtype} (e.g. {d[0][col]!r}), not class ids: "
+            "map them with load_classification(...) or ds.class_encode_column('label')")
+        k = num_labels or (d.features[col].num_classes if isinstance(d.features[col], ClassLabel) else None)
+        ys = d.unique(col)
+        if k is not None and (bad := sorted(y for y in ys if not 0 <= y < k)): raise ValueError(
+            f"{split} has labels {bad[:5]} but the head has {k} classes (ids 0..{k - 1}): "
+            f"load the model with load_classifier(p, label_names=class_names(data)), or map the labels to 0..{k - 1}")
+    return data
+
+
+# %% ../nbs/01_data.ipynb #5daf09df
+def check_texts(data:Dataset|DatasetDict # raw data with a `text` (and maybe `text_pair`) column
+               ):
+    "Raise a one-line `ValueError` naming the first empty or missing text"
+    for split, d in (data.items() if isinstance(data, dict) else [("data", data)]):
+        for col in [c for c in ("text", "text_pair") if c in d.column_names]:
+            empty = [i for i, t in enumerate(d[col]) if t is None or not str(t).strip()]
+            if empty: raise ValueError(f"{len(empty)} rows of {split} have an empty {col!r} (the first is row {empty[0]}): "
+                                       f"drop them with ds.filter(lambda r: (r['{col}'] or '').strip())")
+    return data
+
+def check_classification_data(data:DatasetDict, # from `load_classification`: text, [text_pair,] label
+                              num_labels:int|None=None, # classes of the model's head; None: from the label names
+                              max_length:int|None=None, # the truncation length you will tokenise with
+                              need_eval:bool=True # a `validation` split is needed
+                             )->DatasetDict:
+    "The one check before training: splits, columns, labels `0..num_labels-1`, no empty text, `max_length >= 8`"
+    if max_length is not None and max_length < 8: raise ValueError(
+        f"max_length={max_length}: use at least 8 tokens (choose it from `token_lengths`, e.g. the 95th percentile)")
+    check_splits(data, need_eval)
+    for d in data.values(): check_columns(d, "text", "label")
+    return check_texts(check_labels(data, num_labels))
+
+
+# %% ../nbs/01_data.ipynb #dc444e8b
 def _subsample(ds, n, seed):
     return ds if n is None or n >= len(ds) else ds.shuffle(seed=seed).select(range(n))
 
-def _local(name):
-    d = data_dir(required=True)
-    if name == "sst2":
-        return load_dataset("csv", data_files={"train": str(d/"sst2"/"train.tsv"), "validation": str(d/"sst2"/"dev.tsv")},
-                            delimiter="\t", quoting=csv.QUOTE_NONE)
-    return load_dataset("csv", data_files={"train": str(d/"imdb"/"imdb_2000.csv")})
+def load_classification(source, # a CSV/TSV/JSON/JSONL/Parquet file, a folder of train/validation/test files, {split: file}, a Hub name, or a `Dataset(Dict)`
+                        text_col:str="text", # column of the input text
+                        label_col:str="label", # column of the label: strings or integers
+                        text_pair_col:str|None=None, # column of the second text of a pair (entailment, paraphrase); None: single texts
+                        label_names:list[str]|None=None, # class names in id order; None: from the data
+                        n_train:int|None=None, # keep this many training rows (shuffled); None: all
+                        n_eval:int|None=None, # keep this many validation rows; None: all
+                        seed:int=42, # seed for shuffling and splitting
+                        eval_frac:float=0.2, # validation share carved from train when there is no validation split
+                        **read_kwargs # passed to `load_dataset` (`read_dataset`)
+                       )->DatasetDict:
+    "`train`, `validation` (and `test`, kept whole) with columns text, [text_pair,] label (`ClassLabel` ids and names), checked"
+    if isinstance(source, Dataset): source = DatasetDict(train=source)
+    ds = source if isinstance(source, DatasetDict) else read_dataset(source, **read_kwargs)
+    ds = encode_labels(_standardize(ds, text_col, text_pair_col, label_col), label_names)
+    if "validation" not in ds:
+        split = ds["train"].train_test_split(test_size=eval_frac, seed=seed, stratify_by_column="label")
+        ds = DatasetDict(train=split["train"], validation=split["test"], **({"test": ds["test"]} if "test" in ds else {}))
+    out = DatasetDict(train=_subsample(ds["train"], n_train, seed), validation=_subsample(ds["validation"], n_eval, seed))
+    if "test" in ds: out["test"] = ds["test"]
+    return check_classification_data(out)
 
-def _hub(name):
-    if name == "sst2": return load_dataset("stanfordnlp/sst2").rename_column("sentence", "text").remove_columns("idx")
-    ds = load_dataset("stanfordnlp/imdb")
-    return DatasetDict(train=ds["train"], validation=ds["test"])   # IMDB's test split, subsampled below
 
-def _generated(n=2000, seed=0):
-    pairs = generated_sentences(n, seed)
-    return DatasetDict(train=Dataset.from_dict({"text": [s for s, _ in pairs], "label": [y for _, y in pairs]}))
+# %% ../nbs/01_data.ipynb #6695da77
+EXAMPLES = {"shakespeare_plays": "which of four Shakespeare plays a speech is from: columns speech, play (4 classes), speaker; "
+                                 "train.csv 2,557 rows, test.csv 639 (bench/make_shakespeare_plays.py, public domain)"}
+
+def example_path(name:str="shakespeare_plays" # one of `EXAMPLES`
+                )->Path:
+    "Folder of a dataset that ships with the package, for trying `load_classification` on data the course never trained on"
+    if name not in EXAMPLES: raise ValueError(f"Unknown example {name!r}: use one of {list(EXAMPLES)}")
+    return Path(str(importlib.resources.files("ft_course")/"examples"/name))
+
 
 # %% ../nbs/01_data.ipynb #28badd69
 DATASETS = ("sst2", "imdb")
+SENTIMENT_LABELS = ["negative", "positive"]   # ids 0 and 1 of SST-2 and IMDB
+
+def _sentiment_source(name, source):
+    "(source, text column) of `load_classification` for SST-2 or IMDB from shared/data, the Hub, or generated sentences"
+    if source == "generated":
+        pairs = generated_sentences(2000, 0)
+        return Dataset.from_dict({"text": [s for s, _ in pairs], "label": [y for _, y in pairs]}), "text"
+    if source == "hub": return ("stanfordnlp/sst2", "sentence") if name == "sst2" else ("stanfordnlp/imdb", "text")
+    d = data_dir(required=True)
+    return ({"train": d/"sst2"/"train.tsv", "validation": d/"sst2"/"dev.tsv"} if name == "sst2" else d/"imdb"/"imdb_2000.csv"), "text"
 
 def load_sentiment(name:str="sst2", # 'sst2' or 'imdb'
                    source:str="local", # 'local' (shared/data), 'hub', or 'generated' (a toy task, no files needed)
@@ -68,18 +241,13 @@ def load_sentiment(name:str="sst2", # 'sst2' or 'imdb'
                    seed:int=42, # seed for shuffling and splitting
                    eval_frac:float=0.2 # validation share when the source has no validation split
                   )->DatasetDict:
-    "A `DatasetDict` with `train` and `validation` splits and columns `text`, `label`"
+    "SST-2 or IMDB through `load_classification`: `train`, `validation` (IMDB's: carved from train; its test kept apart), text, label"
     if name not in DATASETS: raise ValueError(f"Unknown dataset {name!r}: use one of {DATASETS}")
-    loaders = {"local": lambda: _local(name), "hub": lambda: _hub(name), "generated": _generated}
-    if source not in loaders: raise ValueError(f"source={source!r}: use one of {list(loaders)}")
-    ds = loaders[source]()
-    check_columns(ds)
-    if "validation" not in ds:
-        ds = ds["train"].class_encode_column("label").train_test_split(
-            test_size=eval_frac, seed=seed, stratify_by_column="label")
-        ds = DatasetDict(train=ds["train"], validation=ds["test"])
-    if name == "imdb": ds = ds.map(lambda b: {"text": [clean_text(t) for t in b["text"]]}, batched=True)
-    return DatasetDict(train=_subsample(ds["train"], n_train, seed), validation=_subsample(ds["validation"], n_eval, seed))
+    if source not in ("local", "hub", "generated"): raise ValueError(f"source={source!r}: use one of ['local', 'hub', 'generated']")
+    src, text_col = _sentiment_source(name, source)
+    ds = load_classification(src, text_col, label_names=SENTIMENT_LABELS, n_train=n_train, n_eval=n_eval, seed=seed, eval_frac=eval_frac)
+    return ds.map(lambda b: {"text": [clean_text(t) for t in b["text"]]}, batched=True) if name == "imdb" else ds
+
 
 # %% ../nbs/01_data.ipynb #c65d33b1
 def load_profile_data(profile:Profile|None=None # default `get_profile()`
@@ -117,15 +285,21 @@ def plot_token_lengths(lengths:np.ndarray, # from `token_lengths`
     return ax
 
 # %% ../nbs/01_data.ipynb #37da662a
-def tokenize(ds:DatasetDict|Dataset, # data with `text_col`
+def tokenize(ds:DatasetDict|Dataset, # data with `text_col` (and `text_pair`, if it has one)
              tokenizer, # a `transformers` tokenizer
-             max_length:int, # truncate longer examples to this many tokens
-             text_col:str="text" # column to tokenise (removed afterwards)
+             max_length:int, # truncate longer examples to this many tokens (at least 8)
+             text_col:str="text", # column to tokenise (removed afterwards)
+             **kwargs # passed to the tokenizer, e.g. `padding="max_length"`
             ):
-    "Tokenise with truncation and **no padding** (the collator pads each batch); drop the text column"
+    "Tokenise with truncation and **no padding** (the collator pads each batch); a `text_pair` column becomes the second segment"
+    if not isinstance(max_length, int) or max_length < 8: raise ValueError(
+        f"max_length={max_length!r}: use at least 8 tokens (0 or None would silently turn truncation off)")
     check_columns(ds, text_col, None)
-    return ds.map(lambda b: tokenizer(b[text_col], truncation=True, max_length=max_length),
-                  batched=True, remove_columns=[text_col])
+    cols = ds.column_names if isinstance(ds, Dataset) else next(iter(ds.column_names.values()))
+    pair = "text_pair" if "text_pair" in cols else None
+    fn = lambda b: tokenizer(b[text_col], b[pair] if pair else None, truncation=True, max_length=max_length, **kwargs)
+    return ds.map(fn, batched=True, remove_columns=[c for c in (text_col, pair) if c])
+
 
 # %% ../nbs/01_data.ipynb #13500da4
 def padding_fraction(lengths:np.ndarray, # token length of each example (already truncated, or not)

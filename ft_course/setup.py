@@ -348,7 +348,8 @@ def _cpu_profile():
     # `from_pretrained` prints in its error when a language-model notebook tries to load it.
     try: lm = str(smollm2_path())
     except ImportError: lm = f"SmolLM2 is not installed here: {SMOLLM2_INSTALL}"
-    return Profile(name="cpu", classifier=str(minilm_path()), causal_lm=lm, dataset="sst2", source="local", n_train=4000,
+    # SST-2 from shared/data; a clone without it reads the same SST-2 from the Hub (offline: one-line error naming FT_COURSE_DATA)
+    return Profile(name="cpu", classifier=str(minilm_path()), causal_lm=lm, dataset="sst2", source="local" if data_dir() else "hub", n_train=4000,
         n_eval=None, max_length=128, per_device_train_batch_size=32, learning_rate=1e-4, num_train_epochs=2,
         # SmolLM2's causal-LM runs (04, 05): 8 SST-2 sentences a step, 20 steps, about 3 s a step with LoRA on 2 cores
         causal_lm_batch_size=8, causal_lm_learning_rate=1e-3, causal_lm_max_steps=20,

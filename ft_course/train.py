@@ -16,6 +16,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dat
 
 from .setup import Profile, get_profile, precision_kwargs, setup_env
 from .measure import peak_memory_mb, reset_peak_memory   # notebook 01a; used here, kept importable from here
+from .data import SENTIMENT_LABELS, check_labels, check_splits
 
 # %% auto #0
 __all__ = ['TRAINING_DEFAULTS', 'load_classifier', 'compute_metrics', 'gpu_speed_kwargs', 'device_kwargs', 'make_training_args',
@@ -23,16 +24,28 @@ __all__ = ['TRAINING_DEFAULTS', 'load_classifier', 'compute_metrics', 'gpu_speed
            'log_frame', 'plot_losses', 'count_parameters']
 
 # %% ../nbs/02_full_finetune.ipynb #a9149078
+def _names_from_id2label(id2label:dict)->list[str]:
+    "Class names in id order from transformers' `id2label` (keys may be strings, as in a config.json)"
+    ids = {int(k): v for k, v in id2label.items()}
+    if sorted(ids) != list(range(len(ids))): raise ValueError(f"id2label keys {sorted(ids)}: use ids 0..{len(ids) - 1}")
+    return [ids[i] for i in range(len(ids))]
+
 def load_classifier(profile:Profile|None=None, # default `get_profile()`
-                    num_labels:int=2, # size of the new classification head
-                    **kwargs # passed to `from_pretrained`
+                    label_names:list[str]|None=None, # class names in id order, e.g. `class_names(data)`; None: negative/positive
+                    num_labels:int|None=None, # head size without names (classes named '0', '1', ...); None: len(label_names)
+                    **kwargs # passed to `from_pretrained` (an `id2label` given here names the classes)
                    ):
-    "(model, tokenizer) for sequence classification from the profile's model folder or Hub name"
+    "(model, tokenizer) for sequence classification from the profile's model folder or Hub name, with a head of one output per class"
     p = profile or get_profile()
+    if "id2label" in kwargs: label_names = _names_from_id2label(kwargs.pop("id2label")); kwargs.pop("label2id", None)
+    if label_names is not None or num_labels: kwargs.setdefault("ignore_mismatched_sizes", True)   # you asked for this head: a saved one of another size is replaced
+    if label_names is None: label_names = [str(i) for i in range(num_labels)] if num_labels else SENTIMENT_LABELS
+    if num_labels not in (None, len(label_names)) or len(label_names) < 2: raise ValueError(
+        f"num_labels={num_labels} with label_names={list(label_names)}: give one name per class, at least 2 classes")
+    labels = dict(enumerate(label_names))
     tok = AutoTokenizer.from_pretrained(p.classifier)
-    labels = {0: "negative", 1: "positive"} if num_labels == 2 else {i: str(i) for i in range(num_labels)}
     model = AutoModelForSequenceClassification.from_pretrained(
-        p.classifier, num_labels=num_labels, id2label=labels, label2id={v: k for k, v in labels.items()}, **kwargs)
+        p.classifier, num_labels=len(labels), id2label=labels, label2id={v: k for k, v in labels.items()}, **kwargs)
     return model, tok
 
 # %% ../nbs/02_full_finetune.ipynb #00600961
@@ -119,11 +132,13 @@ def uses_num_items_in_batch(model)->bool:
 # %% ../nbs/02_full_finetune.ipynb #998ef065
 def make_trainer(model, # a transformers (or peft) model
                  args:TrainingArguments, # e.g. from `make_training_args`
-                 data, # tokenised `DatasetDict` with `train` and `validation`
+                 data, # tokenised `DatasetDict` with `train` and (if the run evaluates) `validation`
                  tokenizer, # the model's tokenizer (pads the batches, saved with checkpoints)
                  **kwargs # passed to `Trainer`: `callbacks`, `optimizers`, `compute_metrics=None`, ...
                 )->Trainer:
-    "A `Trainer` with dynamic padding, accuracy/F1, a warmup check and the gradient-accumulation loss fix"
+    "A `Trainer` with dynamic padding, accuracy/F1, data and warmup checks, and the gradient-accumulation loss fix"
+    check_splits(data, need_eval=args.eval_strategy != "no")   # a `test` split is never evaluated on silently
+    if type(base_model(model)).__name__.endswith("ForSequenceClassification"): check_labels(data, base_model(model).config.num_labels)
     check_warmup(args, len(data["train"]))
     kw = dict(data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics) | kwargs
     trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("validation"),

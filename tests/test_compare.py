@@ -8,7 +8,7 @@ import pytest
 
 from ft_course.compare import (COLUMNS, METHOD_BUILDERS, METHOD_CONFIGS, METHODS, CompareConfig, MethodConfig,
                                register_method, results_frame, run_comparison)
-from ft_course.setup import get_profile
+from ft_course.setup import data_dir, get_profile
 from ft_course.train import load_classifier
 
 
@@ -65,8 +65,8 @@ def test_isolated_processes(tmp_path):
 def toy():
     "A method registered from outside the package with one entry: only the classifier trains; removed afterwards"
     @register_method(MethodConfig("toy", 1e-3, source="tests/test_compare.py: a frozen body under a trained classifier"))
-    def build_toy(profile, cfg):
-        model = load_classifier(profile)[0]
+    def build_toy(profile, cfg, labels):
+        model = load_classifier(profile, labels)[0]
         for n, p in model.named_parameters(): p.requires_grad = n.startswith("classifier.")
         return model, None
     yield "toy"
@@ -109,3 +109,42 @@ def test_config_errors():
     with pytest.raises(ValueError, match="learning_rate"): MethodConfig("x", -1e-3)
     with pytest.raises(ValueError, match="frozen_fraction"): MethodConfig("freeze", 1e-4, frozen_fraction=1.0)
     with pytest.raises(ValueError, match="methods is empty"): CompareConfig(methods=" , ")
+
+
+# --- your own data (issue 15) ---
+def test_four_class_csv_through_the_cli(tmp_path, capsys):
+    "`ft-course compare --data` on a 4-class dataset with its own column names and string labels: runs and writes its table"
+    from ft_course.cli import main
+    from ft_course.data import example_path
+    out = tmp_path/"plays"
+    rc = main(["compare", "--data", str(example_path()), "--text-col", "speech", "--label-col", "play", "--methods", "full", "LoRA",
+               "prompt_tuning", "qlora", "--max-steps", "2", "--n-train", "64", "--n-eval", "32", "--in-process", "--no-plots", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "note: the tiny profile's models are random" in printed
+    assert list(pd.read_csv(out/"compare.csv").method) == ["full", "lora", "prompt_tuning", "qlora"]
+    runs = [json.loads(l) for l in (out/"runs.jsonl").read_text().splitlines()]
+    assert {r["classes"] for r in runs} == {4} and all(0 < r["majority_accuracy"] < 0.5 for r in runs)
+
+def test_bad_data_stops_the_cli_before_any_training(tmp_path, capsys):
+    from ft_course.cli import main
+    pd.DataFrame({"review": ["a fine film"] * 8, "stars": [1, 2, 3, 4] * 2}).to_csv(tmp_path/"d.csv", index=False)
+    rc = main(["compare", "--data", str(tmp_path/"d.csv"), "--label-col", "stars", "--out", str(tmp_path/"o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no column 'text'" in err and "['review', 'stars']" in err
+    assert not (tmp_path/"o"/"runs").exists()                                    # nothing was trained
+
+@pytest.mark.skipif(data_dir() is None, reason="needs shared/data (SST-2)")
+def test_a_csv_copy_of_sst2_gives_the_sst2_numbers(tmp_path):
+    "The bar: a 2-class CSV with other column names and string labels goes through the same path as the profile's SST-2"
+    from ft_course.compare import run_method
+    from ft_course.data import load_sentiment
+    sst, folder = load_sentiment("sst2"), tmp_path/"sst2_csv"
+    folder.mkdir()
+    for split, file in (("train", "train.csv"), ("validation", "dev.csv")):
+        df = sst[split].to_pandas().rename(columns={"text": "sentence"})
+        df["sentiment"] = df.pop("label").map({0: "negative", 1: "positive"})
+        df.to_csv(folder/file, index=False)
+    base = dict(isolate=False, max_steps=3, evals_per_epoch=1)
+    a = run_method("full", CompareConfig(**base, out=str(tmp_path/"a")))
+    b = run_method("full", CompareConfig(**base, data=str(folder), text_col="sentence", label_col="sentiment", out=str(tmp_path/"b")))
+    assert a["accuracy"] == b["accuracy"] and a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-6)

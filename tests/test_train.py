@@ -76,3 +76,51 @@ def test_gpu_speed_kwargs_only_on_a_capable_gpu(tmp_path):
     from ft_course.setup import get_profile
     if not torch.cuda.is_available(): assert gpu_speed_kwargs() == {}
     assert not make_training_args(str(tmp_path), get_profile("tiny")).use_liger_kernel
+
+
+# --- bad data stops in `make_trainer`, before the first step, with a sentence that says what to do (issue 15) ---
+def _bad_data(kind, data):
+    from datasets import DatasetDict
+    tr, va = data["train"], data["validation"]
+    relabel = lambda d, ys: d.remove_columns("label").add_column("label", [ys[i % len(ys)] for i in range(len(d))])
+    return {"four_ids_two_classes": DatasetDict(train=relabel(tr, [0, 1, 2, 3]), validation=va),
+            "ids_from_one": DatasetDict(train=relabel(tr, [1, 2]), validation=va),
+            "string_labels": DatasetDict(train=relabel(tr, ["pos", "neg"]), validation=va),
+            "label_renamed": DatasetDict(train=tr.rename_column("label", "sentiment"), validation=va),
+            "one_dataset": tr,
+            "test_not_validation": DatasetDict(train=tr, test=va)}[kind]
+
+@pytest.mark.parametrize("kind, needle", [
+    ("four_ids_two_classes", "labels [2, 3] but the head has 2 classes"),
+    ("ids_from_one", "labels [2] but the head has 2 classes (ids 0..1)"),
+    ("string_labels", "class_encode_column"),
+    ("label_renamed", "rename yours with ds.rename_column"),
+    ("one_dataset", "not splits"),
+    ("test_not_validation", "Keep 'test' for the final number"),
+])
+def test_bad_data_is_stopped_before_training(tiny, tmp_path, kind, needle):
+    prof, tok, data = tiny
+    model, _ = load_classifier(prof)
+    args = make_training_args(str(tmp_path), prof, max_steps=1, disable_tqdm=True)
+    with pytest.raises(ValueError) as e: make_trainer(model, args, _bad_data(kind, data), tok)
+    assert needle in str(e.value) and "\n" not in str(e.value)      # one line, naming the fix
+
+def test_no_eval_needs_no_validation_split(tiny, tmp_path):
+    from datasets import DatasetDict
+    prof, tok, data = tiny
+    args = make_training_args(str(tmp_path), prof, max_steps=1, eval_strategy="no", disable_tqdm=True)
+    assert make_trainer(load_classifier(prof)[0], args, DatasetDict(train=data["train"]), tok).eval_dataset is None
+
+def test_tokenize_refuses_a_length_that_turns_truncation_off(tiny):
+    prof, tok, _ = tiny
+    from ft_course.data import load_profile_data
+    for bad in (0, None, 4):
+        with pytest.raises(ValueError, match="at least 8 tokens"): tokenize(load_profile_data(prof), tok, bad)
+
+def test_load_classifier_takes_your_classes_and_id2label(tiny):
+    prof, _, _ = tiny
+    m, _ = load_classifier(prof, ["a", "b", "c"])
+    assert m.config.num_labels == 3 and m.classifier.out_features == 3 and m.config.id2label[2] == "c"
+    m, _ = load_classifier(prof, id2label={0: "no", 1: "maybe", 2: "yes"})      # raised "got multiple values" before
+    assert m.config.label2id == {"no": 0, "maybe": 1, "yes": 2}
+    with pytest.raises(ValueError, match="one name per class"): load_classifier(prof, ["a"])
