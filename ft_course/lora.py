@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .vocabulary import HEAD_NAMES, is_head   # task heads: trained in full, never adapted (notebook 00a)
+from .vocabulary import HEADS, HEAD_NAMES, is_head   # task heads: trained in full, never adapted (notebook 00a)
 
 # %% auto #0
 __all__ = ['ATTENTION_TARGETS', 'lora_scaling', 'ScratchLoraConfig', 'LoraLinear', 'linear_layer_names', 'suggest_target_modules',
-           'find_target_modules', 'inject_lora', 'lora_layers', 'merge_lora', 'unmerge_lora', 'copy_lora_to_peft',
-           'folder_size_mb']
+           'check_lora_targets', 'find_target_modules', 'inject_lora', 'lora_layers', 'merge_lora', 'unmerge_lora',
+           'copy_lora_to_peft', 'folder_size_mb']
 
 # %% ../nbs/04_lora.ipynb #14fcff24
 def lora_scaling(lora_alpha:float, # numerator of the LoRA scale
@@ -29,21 +29,29 @@ def lora_scaling(lora_alpha:float, # numerator of the LoRA scale
     return lora_alpha / (math.sqrt(r) if use_rslora else r)
 
 # %% ../nbs/04_lora.ipynb #f12bc5d5
+def _check_regex(target_modules):
+    "A string `target_modules` is one regex over the whole module name, as in `peft`: it must compile"
+    if not isinstance(target_modules, str): return
+    try: re.compile(target_modules)
+    except re.error as e:
+        raise ValueError(f"target_modules={target_modules!r} is a string, so a regex over the whole module name (as in peft), "
+                         f"and it does not compile ({e}): fix it, or pass a list of names, e.g. ['query', 'value']") from None
+
 @dataclass
 class ScratchLoraConfig:
     "Settings of the from-scratch LoRA (names as in `peft.LoraConfig`)"
     r: int = 8                          # rank of the update `lora_B @ lora_A`
     lora_alpha: float = 16              # scale numerator: `scaling = lora_alpha / r`
     lora_dropout: float = 0.0           # dropout on the input of `lora_A`
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])   # module names (suffixes) to adapt
+    target_modules: list[str]|str = field(default_factory=lambda: ["query", "value"])   # a list: names or dotted suffixes; a str: one regex over the whole name (as in peft)
     modules_to_save: list[str] = field(default_factory=list)   # modules trained in full, e.g. ["classifier"]
     use_rslora: bool = False            # `scaling = lora_alpha / sqrt(r)` (rsLoRA)
     def __post_init__(self):
         if not isinstance(self.r, int) or self.r < 1: raise ValueError(f"r={self.r!r}: the rank must be an integer >= 1, e.g. r=8")
         if not self.lora_alpha > 0: raise ValueError(f"lora_alpha={self.lora_alpha!r}: must be > 0; a common choice is lora_alpha=2*r")
         if not 0 <= self.lora_dropout < 1: raise ValueError(f"lora_dropout={self.lora_dropout!r}: must be in [0, 1), e.g. 0.05 or 0.1")
-        if isinstance(self.target_modules, str): self.target_modules = [self.target_modules]
         if not self.target_modules: raise ValueError("target_modules is empty: name at least one layer, see `suggest_target_modules(model)`")
+        _check_regex(self.target_modules)   # a str stays a str: peft reads it as a regex, not as one name
     @property
     def scaling(self)->float: return lora_scaling(self.lora_alpha, self.r, self.use_rslora)
 
@@ -120,27 +128,78 @@ def suggest_target_modules(model:nn.Module, # model to adapt
                      f"Pick target_modules from its linear layers: {_suffixes(body)}")
 
 # %% ../nbs/04_lora.ipynb #de0d14f4
-def find_target_modules(model:nn.Module, # model to adapt
-                        target_modules:list[str]|str # names or suffixes, e.g. ["query", "value"]; or one regex string
-                       )->list[str]:
-    "Full names of the `nn.Linear` modules matched by `target_modules`; a clear error if a target matches nothing"
-    names = linear_layer_names(model)
-    if isinstance(target_modules, str): found = [n for n in names if re.fullmatch(target_modules, n)]; missing = [] if found else [target_modules]
+def _is_target(name, target_modules):
+    "peft's rule: a string is one regex over the whole name; a list holds exact names or dotted suffixes"
+    if isinstance(target_modules, str): return re.fullmatch(target_modules, name) is not None
+    return any(_matches(name, t) for t in target_modules)
+
+def _inside(name, modules):
+    "True if `name` or a module above it is one of `modules` (trained in full: peft adapts nothing inside them)"
+    parts = name.split(".")
+    return any(_matches(".".join(parts[:i]), m) for i in range(1, len(parts) + 1) for m in modules)
+
+def _all_linear(model, linear):
+    "peft's 'all-linear' (with task_type='SEQ_CLS'): every linear layer but the output embeddings, or else the classifier head"
+    out = getattr(model, "get_output_embeddings", lambda: None)()
+    head = out if out is not None else next((getattr(model, h) for h in HEADS["seq_cls"] if hasattr(model, h)), None)
+    return [n for n in linear if model.get_submodule(n) is not head]
+
+def _save_candidates(model):
+    "Names a `modules_to_save` entry can take, short: the heads present, then the top two levels of modules with parameters"
+    top = _suffixes(n for n, m in model.named_modules() if n and n.count(".") < 2 and next(m.parameters(), None) is not None)
+    return [h for h in HEAD_NAMES if h in top] + [s for s in top if s not in HEAD_NAMES]
+
+def _target_error(model, t, linear, hits):
+    "Why the targets `t` cannot be adapted (None if they can): they match a module that is not linear, or no linear layer"
+    cands, cls, s = f"Candidates (name suffixes): {_suffixes(linear)}.", type(model).__name__, "es" if isinstance(t, str) else ""
+    what = f"target_modules={t!r} (a regex over the whole module name, as in peft)" if isinstance(t, str) else f"target_modules {list(t)}"
+    if not t: return "target_modules is empty: name at least one layer, see `suggest_target_modules(model)`"
+    lin = set(linear); odd = [n for n in hits if n not in lin]
+    if odd: return (f"{what} match{s} modules that are not nn.Linear, e.g. {odd[0]!r} ({type(model.get_submodule(odd[0])).__name__}): "
+                    f"LoRA adapts linear layers, so narrow the targets. {cands}")
+    if isinstance(t, str):
+        if any(re.fullmatch(t, n) for n in linear): return None
+        if any(_matches(n, t) for n in linear): return (f"target_modules={t!r} matches no whole module name: a string is a regex over the "
+                                                        f"whole module name, as in peft; pass a list, e.g. [{t!r}], to match by name.")
     else:
-        found = [n for n in names if any(_matches(n, t) for t in target_modules)]
-        missing = [t for t in target_modules if not any(_matches(n, t) for n in names)]
-    if missing:
-        raise ValueError(f"target_modules {missing} match no linear layer of {type(model).__name__}. "
-                         f"Candidates (name suffixes): {_suffixes(names)}. Attention is named differently across "
-                         "architectures: query/value (BERT), q_proj/v_proj (Llama), W_pack (Baichuan), c_attn (GPT-2).")
-    return found
+        missing = [x for x in t if not any(_matches(n, x) for n in linear)]
+        if not missing: return None
+        what = f"target_modules {missing}"
+    hint = f" (full names look like {linear[0]!r})" if isinstance(t, str) and linear else ""
+    return (f"{what} match{s} no linear layer of {cls}{hint}. {cands} Attention is named differently across architectures: "
+            "query/value (BERT), q_proj/v_proj (Llama), W_pack (Baichuan), c_attn (GPT-2).")
+
+def check_lora_targets(model:nn.Module, # the model to adapt, with `inject_lora` or `peft.get_peft_model`
+                       target_modules:list[str]|str, # names or dotted suffixes, e.g. ["query", "value"]; a str: one regex (or 'all-linear')
+                       modules_to_save:list[str]=() # modules trained in full, e.g. ["classifier", "pooler"]
+                      )->list[str]:
+    "Full names of the linear layers LoRA adapts, matched as `peft` does; a one-line error with the candidates if any target or `modules_to_save` entry is wrong"
+    _check_regex(target_modules)
+    if isinstance(modules_to_save, str): raise ValueError(f"modules_to_save={modules_to_save!r} is a string: pass a list, e.g. [{modules_to_save!r}]")
+    names = [n for n, _ in model.named_modules() if n]
+    bad = [m for m in modules_to_save if not any(_matches(n, m) for n in names)]
+    if bad: raise ValueError(f"modules_to_save {bad} match no module of {type(model).__name__}, so nothing would train for them. "
+                             f"Candidates: {_save_candidates(model)}")
+    linear = linear_layer_names(model)
+    if isinstance(target_modules, str) and target_modules.lower() == "all-linear": target_modules = _all_linear(model, linear)
+    hits = [n for n in names if _is_target(n, target_modules) and not _inside(n, modules_to_save)]
+    if msg := _target_error(model, target_modules, linear, hits): raise ValueError(msg)
+    if not hits: raise ValueError(f"target_modules {target_modules!r} match only layers inside modules_to_save {list(modules_to_save)}, "
+                                  "which train in full: target other layers, e.g. `suggest_target_modules(model)`")
+    return hits
+
+def find_target_modules(model:nn.Module, # model to adapt
+                        target_modules:list[str]|str # names or dotted suffixes, e.g. ["query", "value"]; or one regex string
+                       )->list[str]:
+    "Full names of the `nn.Linear` modules matched by `target_modules`: `check_lora_targets` without `modules_to_save`"
+    return check_lora_targets(model, target_modules)
 
 # %% ../nbs/04_lora.ipynb #22c0ebdf
 def inject_lora(model:nn.Module, # model to adapt in place
                 config:ScratchLoraConfig # rank, scale, dropout, targets, modules trained in full
                )->nn.Module:
     "Wrap the target linear layers in `LoraLinear` and freeze everything but the adapters and `modules_to_save`"
-    targets = find_target_modules(model, config.target_modules)
+    targets = check_lora_targets(model, config.target_modules, config.modules_to_save)   # every check before any change
     for p in model.parameters(): p.requires_grad_(False)
     for name in targets:
         parent_name, _, child = name.rpartition(".")

@@ -9,7 +9,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from ft_course.setup import get_profile, seed_everything
 from ft_course.train import load_classifier, count_parameters
 from ft_course.lora import (ScratchLoraConfig, LoraLinear, lora_scaling, inject_lora, lora_layers, merge_lora, unmerge_lora,
-                            copy_lora_to_peft, linear_layer_names, find_target_modules, suggest_target_modules, folder_size_mb)
+                            copy_lora_to_peft, linear_layer_names, find_target_modules, suggest_target_modules, folder_size_mb,
+                            check_lora_targets)
 
 TARGETS = ["query", "key", "value", "output.dense"]
 
@@ -139,3 +140,87 @@ def test_no_task_type_leaves_head_frozen(prof):
     m2, _ = load_classifier(prof)
     pm2 = get_peft_model(m2, LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
     assert any(p.requires_grad for n, p in pm2.named_parameters() if "classifier" in n)
+
+
+def _peft_wrapped(model, targets, **kw):
+    "Full names of the layers peft gives a LoRA adapter, or None if get_peft_model refuses the targets"
+    try: pm = get_peft_model(model, LoraConfig(r=2, target_modules=targets, **kw))
+    except ValueError: return None
+    return sorted(n.removeprefix("base_model.model.") for n, m in pm.named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer"))
+
+def _scratch_wrapped(model, targets, modules_to_save=()):
+    "Full names of the layers inject_lora wraps (through ScratchLoraConfig), or None if it refuses the targets"
+    try: inject_lora(model, ScratchLoraConfig(r=2, target_modules=targets, modules_to_save=list(modules_to_save)))
+    except ValueError: return None
+    return sorted(n for n, m in model.named_modules() if isinstance(m, LoraLinear))
+
+@pytest.mark.parametrize("targets,kw", [(["query", "value"], {}), (r".*\.(query|value)", {}), (r".*layer\.1\..*dense", {}),
+                                        ("query", {}), (r".*attention", {}), (["q_proj"], {}),
+                                        (["dense"], dict(modules_to_save=["pooler"])), ("all-linear", dict(task_type="SEQ_CLS"))],
+                         ids=["suffixes", "regex", "regex-layer1", "bare-query", "regex-non-linear", "wrong-name", "inside-pooler", "all-linear"])
+def test_matching_equals_peft(prof, targets, kw):
+    "A list is names or dotted suffixes, a str one regex over the whole name: the layers peft adapts, or both refuse"
+    mts = kw.get("modules_to_save", ())
+    theirs = _peft_wrapped(load_classifier(prof)[0], targets, **kw)
+    ours = _scratch_wrapped(load_classifier(prof)[0], targets, mts)
+    assert ours == theirs
+    try: found = sorted(check_lora_targets(load_classifier(prof)[0], targets, mts))
+    except ValueError: found = None
+    assert found == ours
+
+def test_regex_string_through_config(prof):
+    "A str target stays a regex (it was turned into a one-name list before), and adapts what peft adapts"
+    regex = r".*\.(query|value)"
+    assert ScratchLoraConfig(target_modules=regex).target_modules == regex
+    m, _ = load_classifier(prof)
+    inject_lora(m, ScratchLoraConfig(r=2, target_modules=regex))
+    ours = sorted(n for n, x in m.named_modules() if isinstance(x, LoraLinear))
+    assert len(ours) == 2 * m.config.num_hidden_layers and ours == _peft_wrapped(load_classifier(prof)[0], regex)
+    with pytest.raises(ValueError, match="does not compile"): ScratchLoraConfig(target_modules="query(")
+
+def test_all_linear_on_causal_lm_equals_peft(prof):
+    from transformers import AutoModelForCausalLM
+    lm = lambda: AutoModelForCausalLM.from_pretrained(prof.causal_lm)
+    ours = sorted(check_lora_targets(lm(), "all-linear"))
+    assert ours == _peft_wrapped(lm(), "all-linear", task_type="CAUSAL_LM") and not any("lm_head" in n for n in ours)
+
+def test_bare_string_says_pass_a_list(prof):
+    "'query' as a string is a regex over the whole name: the message says so, and does not list 'query' as a candidate"
+    m, _ = load_classifier(prof)
+    for bad in (lambda: check_lora_targets(m, "query"), lambda: inject_lora(m, ScratchLoraConfig(target_modules="query"))):
+        with pytest.raises(ValueError) as e: bad()
+        msg = str(e.value)
+        assert "a string is a regex over the whole module name, as in peft" in msg and "pass a list, e.g. ['query']" in msg
+        assert "Candidates" not in msg
+    assert not lora_layers(m)
+
+def test_modules_to_save_typo_is_refused_before_any_change(prof):
+    m, _ = load_classifier(prof)
+    with pytest.raises(ValueError) as e:
+        inject_lora(m, ScratchLoraConfig(r=2, target_modules=["query", "value"], modules_to_save=["classifer"]))
+    msg = str(e.value)
+    assert "modules_to_save ['classifer'] match no module" in msg
+    assert "Candidates: ['classifier', 'pooler'" in msg          # the heads first
+    assert not lora_layers(m) and all(p.requires_grad for p in m.parameters())   # nothing half-applied
+    with pytest.raises(ValueError, match=r"pass a list, e.g. \['classifier'\]"): check_lora_targets(m, ["query"], "classifier")
+    inject_lora(m, ScratchLoraConfig(r=2, target_modules=["query"], modules_to_save=["classifier"]))
+    assert m.classifier.weight.requires_grad
+
+def test_peft_path_helper_lists_candidates(prof):
+    "Before get_peft_model: a wrong target names the candidates, which peft's own message does not"
+    from transformers import AutoModelForCausalLM
+    bert, _ = load_classifier(prof)
+    llama = AutoModelForCausalLM.from_pretrained(prof.causal_lm)
+    with pytest.raises(ValueError) as e: check_lora_targets(bert, ["q_proj", "v_proj"], ["classifier", "pooler"])
+    assert "['q_proj', 'v_proj'] match no linear layer" in str(e.value)
+    assert "Candidates (name suffixes): ['classifier', 'dense', 'key', 'query', 'value']" in str(e.value)
+    with pytest.raises(ValueError) as e: check_lora_targets(llama, ["query", "value"])
+    assert "'q_proj'" in str(e.value) and "'v_proj'" in str(e.value)
+    with pytest.raises(ValueError) as e: get_peft_model(load_classifier(prof)[0], LoraConfig(target_modules=["q_proj"]))
+    assert "query" not in str(e.value)                            # peft's own message: no candidates (why the helper exists)
+    with pytest.raises(ValueError, match=r"full names look like 'bert\.encoder.*Candidates"): check_lora_targets(bert, r".*\.q_proj")
+    # stricter than peft on purpose: peft adapts `query` alone for a list with one misspelt name
+    assert len(_peft_wrapped(load_classifier(prof)[0], ["query", "valeu"])) == bert.config.num_hidden_layers
+    with pytest.raises(ValueError, match=r"\['valeu'\] match no linear layer"): check_lora_targets(bert, ["query", "valeu"])
+    with pytest.raises(ValueError, match="not nn.Linear"): check_lora_targets(bert, r".*attention.*")
+    assert check_lora_targets(bert, ["query", "value"], ["classifier", "pooler"]) == find_target_modules(bert, ["query", "value"])
