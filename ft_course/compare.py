@@ -17,10 +17,10 @@ from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 from .setup import PROFILE_NAMES, Profile, get_profile, setup_env
 from .vocabulary import METHODS, PEFT_TASK_TYPES, head_modules
 from .measure import memory_in_use_mb, peak_memory_mb, reset_peak_memory, run_in_fresh_process
-from .data import SENTIMENT_LABELS, class_names, load_classification, load_profile_data, tokenize
+from .data import SENTIMENT_LABELS, class_names, load_classification, load_profile_data, majority_accuracy, tokenize
 from .train import count_parameters, load_classifier, make_trainer, make_training_args
 from .llrd import LLRDConfig, find_layers, freeze_lower_layers, llrd_optimizer
-from .lora import folder_size_mb, suggest_target_modules
+from .lora import check_lora_targets, folder_size_mb, suggest_target_modules
 from .prompt_tuning import prompt_dims
 from .qlora import load_4bit
 from .memory import FitCheckCallback, MemorySpec, model_shape
@@ -73,8 +73,10 @@ def _present(model, names): return [n for n in names if any(m.split(".")[-1] == 
 
 def _lora_config(model, cfg:MethodConfig):
     from peft import LoraConfig
+    targets = cfg.target_modules or suggest_target_modules(model)
+    check_lora_targets(model, targets)   # a wrong target: the candidate list (peft's own message has none)
     return LoraConfig(task_type=PEFT_TASK_TYPES["seq_cls"], r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.target_modules or suggest_target_modules(model),
+                      target_modules=targets,
                       modules_to_save=_present(model, cfg.modules_to_save))
 
 # %% ../nbs/10a_compare.ipynb #b3f7bb84
@@ -259,10 +261,6 @@ def _saved_mb(model, folder:Path)->float:
     return round(size, 3)
 
 # %% ../nbs/10a_compare.ipynb #3ebf76d4
-def _majority(raw:DatasetDict)->float:
-    "Validation accuracy of always predicting the most frequent class: the floor every method must beat"
-    return round(float(np.bincount(raw["validation"]["label"]).max() / len(raw["validation"])), 4)
-
 def run_method(name:str, # key of METHOD_CONFIGS
                config:CompareConfig, # what all methods share
                reset_peak:bool=True # start the peak-memory measurement here (False in a fresh process: its whole peak counts)
@@ -287,7 +285,7 @@ def run_method(name:str, # key of METHOD_CONFIGS
                 predicted_peak_mb=round(fit.estimate.total / 2**20, 1) if fit and fit.estimate else None,
                 saved_mb=_saved_mb(model, Path(config.out)/"runs"/name/"saved"), padded_to=seq if cfg.pad_to_max_length else None,
                 precision="fp32" if cfg.fp32 else p.precision, device=p.device, load_avg_1min=round(os.getloadavg()[0], 1),
-                classes=len(class_names(raw)), majority_accuracy=_majority(raw)) | m
+                classes=len(class_names(raw)), majority_accuracy=round(majority_accuracy(raw["validation"]), 4)) | m
 
 # %% ../nbs/10a_compare.ipynb #ba925408
 def _run_one(method:str, config:dict)->dict:

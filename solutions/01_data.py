@@ -54,7 +54,7 @@ def exercise_3(n:int=2000, seeds=range(8), eval_frac:float=0.2)->dict:
     (binomial noise: sd = sqrt(p(1-p)/400) ~ 2.5 points), so "accuracy" moves with it by chance; stratified, it is
     the same for every seed (equal to the pool's share to within one row). Returns the positive share per seed."""
     from ft_course.setup import data_dir
-    pool = load_sentiment("sst2", "local" if data_dir() else "generated", n_train=n, n_eval=8)["train"].class_encode_column("label")
+    pool = load_sentiment("sst2", "local" if data_dir() else "generated", n_train=n, n_eval=8)["train"]   # labels are already a ClassLabel
     out = {"plain": [], "stratified": [], "pool": float(np.mean(list(pool["label"])))}
     for s in seeds:
         for kind, kw in (("plain", {}), ("stratified", dict(stratify_by_column="label"))):

@@ -148,3 +148,9 @@ def test_a_csv_copy_of_sst2_gives_the_sst2_numbers(tmp_path):
     a = run_method("full", CompareConfig(**base, out=str(tmp_path/"a")))
     b = run_method("full", CompareConfig(**base, data=str(folder), text_col="sentence", label_col="sentiment", out=str(tmp_path/"b")))
     assert a["accuracy"] == b["accuracy"] and a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-6)
+
+def test_a_wrong_lora_target_lists_the_candidates_on_the_peft_path():
+    from dataclasses import replace
+    cfg = replace(METHOD_CONFIGS["lora"], target_modules=["q_proj", "v_proj"])    # Llama's names on a BERT
+    with pytest.raises(ValueError, match=r"\['q_proj', 'v_proj'\] match no linear layer.*Candidates.*'query'"):
+        METHOD_BUILDERS["lora"](get_profile("tiny"), cfg, ["negative", "positive"])
