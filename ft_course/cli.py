@@ -114,7 +114,8 @@ def _compare(a:argparse.Namespace # the parsed `compare` options
     df, summary = run_comparison(cfg, command="ft-course " + shlex.join(a.argv), plots=not a.no_plots, log=log)
     cols = ["method", "trainable_pct", "peak_mem_mb", "ms_per_step", "tokens_per_s", "accuracy", "time_to_target_s", "saved_mb"]
     print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"\ntarget accuracy {summary['target_accuracy']}", end="")
+    print(f"\ntarget accuracy {summary['target_accuracy']}; always predicting the largest class scores "
+          f"{summary.get('majority_accuracy', float('nan')):.4g}", end="")
     if "throughput_ratio" in summary:
         lb = ">" if summary.get("ratio_is_lower_bound") else ""
         print(f"; recipe vs naive: {summary['throughput_ratio']}x examples/s, naive uses {summary['memory_ratio']}x the memory"

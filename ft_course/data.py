@@ -17,7 +17,7 @@ from .setup import data_dir, generated_sentences, get_profile, hub_reachable, Pr
 
 # %% auto #0
 __all__ = ['READERS', 'SPLIT_NAMES', 'EXAMPLES', 'DATASETS', 'SENTIMENT_LABELS', 'check_columns', 'clean_text', 'read_dataset',
-           'encode_labels', 'class_names', 'majority_accuracy', 'check_splits', 'check_labels', 'check_texts',
+           'class_names', 'majority_accuracy', 'encode_labels', 'check_splits', 'check_labels', 'check_texts',
            'check_classification_data', 'load_classification', 'example_path', 'load_sentiment', 'load_profile_data',
            'token_lengths', 'plot_token_lengths', 'tokenize', 'padding_fraction']
 
@@ -32,7 +32,8 @@ def check_columns(ds:Dataset|DatasetDict, # dataset to check
     if isinstance(cols, dict): cols = next(iter(cols.values()))
     missing = [c for c in (text_col, text_pair_col, label_col) if c is not None and c not in cols]
     if missing: raise ValueError(
-        f"Dataset has no column {missing[0]!r}; it has {cols}. Pass text_col=/label_col= with the right names, "
+        f"Dataset has no column {missing[0]!r}; it has {cols}. Name the right ones (text_col=/label_col=; --text-col/--label-col "
+        "on the command line), "
         f"or rename with ds.rename_column('old', '{missing[0]}').")
     return ds
 
@@ -75,7 +76,7 @@ def read_dataset(source:str|Path|dict, # a file, a folder of train/validation/te
     return load_dataset(READERS[suffixes.pop()], data_files={k: str(f) for k, f in files.items()}, **(tsv | kwargs))
 
 
-# %% ../nbs/01_data.ipynb #9ae176fe
+# %% ../nbs/01_data.ipynb #6d3d69ec
 def _standardize(ds:DatasetDict, text_col, text_pair_col, label_col)->DatasetDict:
     "Splits renamed to train/validation/test, unlabelled ones (labels all -1 or missing, as GLUE's test) dropped; columns renamed to text, [text_pair,] label"
     check_columns(ds, text_col, label_col, text_pair_col)
@@ -87,6 +88,23 @@ def _standardize(ds:DatasetDict, text_col, text_pair_col, label_col)->DatasetDic
     if "train" not in out: raise ValueError(f"No labelled train split among {list(ds)}: name the training split (or file) 'train'")
     return DatasetDict(out)
 
+# %% ../nbs/01_data.ipynb #b35ac10b
+def class_names(ds:Dataset|DatasetDict # data with a `ClassLabel` `label` column (from `load_classification`)
+               )->list[str]:
+    "The class names of `ds`, in id order"
+    d = ds["train"] if isinstance(ds, DatasetDict) else ds
+    feat = d.features.get("label")
+    if not isinstance(feat, ClassLabel): raise ValueError("The label column has no class names: load the data with load_classification, "
+                                                          "or pass label names yourself")
+    return list(feat.names)
+
+
+def majority_accuracy(ds:Dataset # a split with integer labels
+                     )->float:
+    "Accuracy of always predicting the most frequent class: the floor every classifier must beat"
+    return float(np.bincount(ds["label"]).max() / len(ds))
+
+# %% ../nbs/01_data.ipynb #db75b892
 def encode_labels(ds:DatasetDict, # splits with a `label` column of strings or integers
                   label_names:list[str]|None=None # class names in id order; None: from the data
                  )->DatasetDict:
@@ -115,22 +133,7 @@ def encode_labels(ds:DatasetDict, # splits with a `label` column of strings or i
         ds = ds.map(lambda b: {"label": [ids[y if isinstance(y, str) else int(y)] for y in b["label"]]}, batched=True)
     return ds.cast_column("label", ClassLabel(names=names))
 
-def class_names(ds:Dataset|DatasetDict # data with a `ClassLabel` `label` column (from `load_classification`)
-               )->list[str]:
-    "The class names of `ds`, in id order"
-    d = ds["train"] if isinstance(ds, DatasetDict) else ds
-    feat = d.features.get("label")
-    if not isinstance(feat, ClassLabel): raise ValueError("The label column has no class names: load the data with load_classification, "
-                                                          "or pass label names yourself")
-    return list(feat.names)
-
-
-def majority_accuracy(ds:Dataset # a split with integer labels
-                     )->float:
-    "Accuracy of always predicting the most frequent class: the floor every classifier must beat"
-    return float(np.bincount(ds["label"]).max() / len(ds))
-
-# %% ../nbs/01_data.ipynb #2e5a51a7
+# %% ../nbs/01_data.ipynb #2c5a7f6e
 def check_splits(data, # what will be trained on: a `DatasetDict` (or a dict of splits)
                  need_eval:bool=True # an evaluation will run, so a `validation` split is needed
                 ):
@@ -145,6 +148,7 @@ def check_splits(data, # what will be trained on: a `DatasetDict` (or a dict of 
         raise ValueError(f"No 'validation' split among {list(data)}, and the run evaluates.{hint}, or pass eval_strategy='no'.")
     return data
 
+# %% ../nbs/01_data.ipynb #c96f9578
 def check_labels(data:Dataset|DatasetDict, # tokenised or raw data with a `label` (or `labels`) column
                  num_labels:int|None=None # classes of the model's head; None: as many as the labels' names
                 ):
@@ -162,7 +166,6 @@ def check_labels(data:Dataset|DatasetDict, # tokenised or raw data with a `label
             f"{split} has labels {bad[:5]} but the head has {k} classes (ids 0..{k - 1}): "
             f"load the model with load_classifier(p, label_names=class_names(data)), or map the labels to 0..{k - 1}")
     return data
-
 
 # %% ../nbs/01_data.ipynb #5daf09df
 def check_texts(data:Dataset|DatasetDict # raw data with a `text` (and maybe `text_pair`) column

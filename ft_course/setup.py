@@ -50,8 +50,9 @@ def in_colab()->bool:
 # %% ../nbs/00_setup.ipynb #6b52b7bf
 def setup_env(seed:int=42, # seed for random, numpy and torch
               offline:bool|None=None, # force offline (True) or online (False); None: probe the Hub
+              quiet:bool=True # no progress bars from `datasets` and `transformers`: outputs are for reading
              )->dict:
-    "Set the environment variables a notebook needs (only those not already set) and seed; return what was set"
+    "Set the environment variables a notebook needs (only those not already set), seed, quiet the progress bars; return what was set"
     if offline is None: offline = not hub_reachable()
     want = {"TOKENIZERS_PARALLELISM": "false"}
     if offline: want |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -59,6 +60,7 @@ def setup_env(seed:int=42, # seed for random, numpy and torch
     done = {k: v for k, v in want.items() if k not in os.environ}
     os.environ.update(done)
     seed_everything(seed)
+    if quiet: import datasets, transformers; datasets.disable_progress_bars(); transformers.utils.logging.disable_progress_bar()
     return done
 
 # %% ../nbs/00_setup.ipynb #bc540130

@@ -154,3 +154,11 @@ def test_a_wrong_lora_target_lists_the_candidates_on_the_peft_path():
     cfg = replace(METHOD_CONFIGS["lora"], target_modules=["q_proj", "v_proj"])    # Llama's names on a BERT
     with pytest.raises(ValueError, match=r"\['q_proj', 'v_proj'\] match no linear layer.*Candidates.*'query'"):
         METHOD_BUILDERS["lora"](get_profile("tiny"), cfg, ["negative", "positive"])
+
+def test_stored_sst2_csv_record_matches_the_stored_comparison():
+    "bench/results/sst2_csv_cpu.md reports the cpu-profile equality; its numbers must be the full row of compare_cpu"
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]/"bench"/"results"
+    rows = [l.split("|") for l in (root/"sst2_csv_cpu.md").read_text().splitlines() if l.startswith("| ") and "full" in l]
+    full = pd.read_csv(root/"compare_cpu"/"compare.csv").set_index("method").loc["full"]
+    assert len(rows) == 2 and all(float(r[4]) == full.accuracy and float(r[5]) == pytest.approx(full.eval_loss, rel=1e-12) for r in rows)

@@ -265,3 +265,21 @@ def test_10_accumulation_peak():
 def test_10_gpu_measurement():
     r = load("10_memory").exercise_4()
     assert 0.7 < r["measured_gib"] / r["estimated_gib"] < 1.3
+
+# --- 10b your own data ----------------------------------------------------------------------------------------------
+def test_10b_broken_csvs(tmp_path):
+    r = load("10b_own_data").exercise_1(str(tmp_path))
+    assert r["label column renamed"][0] == 1 and "no column 'who'" in r["label column renamed"][1]
+    assert r["an empty row"][0] == 1 and "empty 'text'" in r["an empty row"][1]
+    assert r["labels 1..k"][0] == 0                                        # mapped to ids, not an error
+
+def test_10b_mask_names():
+    m = load("10b_own_data")
+    assert m.mask_names("O Romeo, Romeo! Wherefore art thou Romeo? I say, good Petruchio.") == \
+        "O X, X! Wherefore art thou X? I say, good X."
+    r = m.exercise_2(steps=2)
+    assert 0.01 < r["masked_word_share"] < 0.2 and 0 <= r["plain"] <= 1 and 0 <= r["masked"] <= 1
+
+def test_10b_choose_on_validation():
+    r = load("10b_own_data").exercise_3(steps=2)
+    assert set(r["runs"]) == {5e-5, 2e-4, 5e-4} and r["reported"] == r["runs"][r["chosen"]][1] <= r["best_test"]
