@@ -179,7 +179,7 @@ def render_index(modnames:list[str]) -> str:
     for m in modnames:
         mod = importlib.import_module(m)
         first = _summary(mod.__doc__).split('\n\n')[0]
-        first = re.split(r'(?<=[.:;])\s', first, maxsplit=1)[0] if len(first) > 160 else first
+        first = re.split(r'(?<=\.)\s', first, maxsplit=1)[0] if len(first) > 160 else first   # a whole sentence, never a fragment ending in ':'
         nb = source_notebook(mod)
         link = f'[{Path(nb).stem}](../{nb})' if nb else ''
         rows.append(f"| [`{m}`]({m.split('.')[-1]}.md) | {_cell(first)} | {link} |")

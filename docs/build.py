@@ -149,7 +149,18 @@ def course_notebooks(nbs:Path) -> list[Path]:
 
 
 def toctree(names:list[str], caption:str) -> str:
+    "A hidden toctree; an entry is a page name or `Title <name>`"
     return f"```{{toctree}}\n:hidden:\n:maxdepth: 1\n:caption: {caption}\n\n" + '\n'.join(names) + '\n```'
+
+
+def numbered_entry(path:Path) -> str:
+    "`NN · Title <name>` for a course notebook: the sidebar shows the number the course map uses"
+    nb = json.loads(path.read_text(encoding='utf-8'))
+    md = next((''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown'), '')
+    m, num = re.match(r'#\s+(.+)', md.strip()), path.stem.split('_')[0]
+    if not m or not num[:2].isdigit(): return path.stem
+    title = re.sub(r'[`<>]', '', m.group(1).splitlines()[0]).strip()   # plain text: no code marks, no `<` in a toctree title
+    return f'{num} · {title} <{path.stem}>'
 
 
 _re_local_ref = re.compile(r'''(?:\]\(|src=["'])([^)"'\s#?]+)''')
@@ -177,7 +188,7 @@ def stage(nbs:Path=ROOT/'nbs', dest:Path=STAGE) -> list[str]:
         nb = json.loads(p.read_text(encoding='utf-8'))
         extra = None
         if p.stem == 'index':
-            extra = toctree([n for n in names if n != 'index'], 'Course') + '\n\n' + toctree(['api/index'], 'Reference')
+            extra = toctree([numbered_entry(q) for q in paths if q.stem != 'index'], 'Course') + '\n\n' + toctree(['api/index'], 'Reference')
         staged = stage_notebook(nb, extra, badge=None if p.stem == 'index' else p.name)
         keep.add(write_if_changed(dest/p.name, json.dumps(staged, indent=1, ensure_ascii=False) + '\n'))
         for ref in _referenced_files(staged, nbs):

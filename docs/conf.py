@@ -32,6 +32,7 @@ myst_heading_anchors = 3       # `[text](#a-heading)` links inside the notebooks
 html_theme = "sphinx_book_theme"
 html_title = "ft_course"
 html_static_path = ["_static"]
+html_css_files = ["ft_course.css"]   # outputs wrap; wide math and tables scroll in their own box (phones)
 html_favicon = "_static/favicon.svg"   # else browsers ask for /favicon.ico and get a 404
 html_context = {"default_mode": "auto"}  # unset, the theme logs "Got invalid theme mode" as a console error
 html_copy_source = True        # the download button offers the staged .ipynb

@@ -7,7 +7,7 @@ The website executes nothing: it renders what the notebooks store. So the stored
 `cpu` profile (the pretrained MiniLM classifier, and SmolLM2-135M-Instruct for the language-model notebooks 04-07)
 wherever a notebook trains a model, and the `tiny` profile only where a real run adds nothing (`TINY_BECAUSE`). tests/test_docs.py checks that each notebook's stored profile is this one.
 """
-import os, subprocess, sys, time
+import json, os, re, subprocess, sys, sysconfig, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,9 +29,46 @@ def store(name:str)->float:
     return time.time() - t0
 
 
+# What a reader should not see in a stored output, and what replaces it. Paths of this machine become the names a
+# reader can map to their own (`~`, `<site-packages>`, `<tmp>`, `..` for the folder above the repository); a progress
+# bar is every redraw of a line kept as text, so its lines go (libraries' bars are switched off at the source by
+# `setup_env`; this catches the rest). Warnings are not removed here: they are fixed where they come from, and
+# tests/test_docs.py fails on any that is stored.
+BAR = re.compile(r"^.*(\d+%\|.*\||\d+/\d+ \[\d\d:\d\d|it/s\]|examples/s\]).*$", re.M)
+
+def _path_subs()->list:
+    "(prefix, replacement) pairs, longest prefix first"
+    site = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    subs = [(s, "<site-packages>") for s in site] + [(str(ROOT), "."), (str(ROOT.parent), ".."),
+            (tempfile.gettempdir().rstrip("/"), "<tmp>"), (str(Path.home()), "~")]
+    return sorted(subs, key=lambda s: -len(s[0]))
+
+def tidy_text(text:str, subs:list|None=None)->str:
+    "`text` with machine paths replaced and progress-bar lines removed"
+    for prefix, repl in subs or _path_subs(): text = re.sub(re.escape(prefix) + r"(?=/|\b)", repl, text)
+    return re.sub(r"\n{2,}", "\n", BAR.sub("", text.replace("\r", "\n"))).lstrip("\n") if BAR.search(text) else text
+
+def tidy_outputs(path:Path)->int:
+    "Tidy the stored outputs of one notebook in place (see `tidy_text`); drop outputs left empty; return how many changed"
+    nb, subs, changed = json.loads(path.read_text()), _path_subs(), 0
+    for c in nb["cells"]:
+        keep = []
+        for o in c.get("outputs", []):
+            for key, holder in (("text", o), ("text/plain", o.get("data", {}))):
+                if key not in holder: continue
+                old = "".join(holder[key]); new = tidy_text(old, subs)
+                if new != old: holder[key], changed = new.splitlines(True), changed + 1
+            if o.get("output_type") != "stream" or "".join(o.get("text", "")).strip(): keep.append(o)
+        if "outputs" in c: c["outputs"] = keep
+    if changed: path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
 if __name__ == "__main__":
     names = sys.argv[1:] or list(STORED_PROFILE)
     unknown = [n for n in names if n not in STORED_PROFILE]
     if unknown: sys.exit(f"unknown notebook(s) {unknown}: use names from {list(STORED_PROFILE)}")
-    for n in names: print(f"{n}: {STORED_PROFILE[n]} profile, {store(n):.0f} s", flush=True)
+    for n in names:
+        secs = store(n)
+        print(f"{n}: {STORED_PROFILE[n]} profile, {secs:.0f} s, {tidy_outputs(ROOT/'nbs'/f'{n}.ipynb')} outputs tidied", flush=True)
     subprocess.run(["nbdev-clean"], cwd=ROOT, check=True)

@@ -6,3 +6,9 @@ __version__ = "0.0.1"
 # path works (notebook 05 trains with it), so the warning is noise at the top of every notebook; GPUs never take it.
 import logging as _logging
 _logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(_logging.ERROR)
+
+# peft 0.21 reads `model.is_gradient_checkpointing`, which transformers 5 renamed `is_activation_checkpointing`; the
+# alias works and warns (FutureWarning) on every `get_peft_model`. Not the learner's code and nothing to act on: hide
+# that one message. Remove with the peft release that uses the new name.
+import warnings as _warnings
+_warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)

@@ -91,19 +91,22 @@ COMPARE_EXAMPLE = ("ft-course compare --profile cpu --data reviews.csv --text-co
 COMPARE_ALIASES = {"num_train_epochs": ["--epochs"],   # the short name the course uses
                    "isolate": ["--in-process"]}        # `--no-isolate` says what it turns off; this says what you get
 
-def _compare_parser(sub # the subcommands of `make_parser`
+def _compare_parser(sub, # the subcommands of `make_parser`
+                    options:bool=True # add the options (this imports the training code, seconds); False: name and help only
                    ):
     "The `compare` subcommand: one option per `CompareConfig` field, and `--no-plots`"
-    from ft_course.compare import CompareConfig
     p = sub.add_parser("compare", help="train the methods on one budget; print the table, write CSV and PNG plots",
                        description="Train each method on the same model, data, steps, batch size and seed (each in a fresh "
                                    "process) and report trainable parameters, peak memory, time per step, tokens/s, "
                                    "accuracy, size on disk and time-to-accuracy, with the naive tutorial recipe as baseline. "
                                    "--data runs it on your own classification dataset.",
                        epilog=f"example: {COMPARE_EXAMPLE}")
+    if not options: return p
+    from ft_course.compare import CompareConfig
     add_fields(p, CompareConfig, aliases=COMPARE_ALIASES)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.set_defaults(func=_compare)
+    return p
 
 def _compare(a:argparse.Namespace # the parsed `compare` options
             )->int:
@@ -125,19 +128,22 @@ def _compare(a:argparse.Namespace # the parsed `compare` options
     return 0
 
 # %% ../nbs/11_cli.ipynb #45f5a7ba
-def _memory_parser(sub # the subcommands of `make_parser`
+def _memory_parser(sub, # the subcommands of `make_parser`
+                   options:bool=True # add the options (imports the estimator, seconds); False: name and help only
                   ):
     "The `memory` subcommand: `--config`, one option per `MemorySpec` field, `--gpu-memory-gb` and `--no-table`"
-    from ft_course.memory import KNOWN_CONFIGS, METHODS, OPTIMIZER_BYTES, PRECISIONS, TASKS, MemorySpec
     p = sub.add_parser("memory", help="estimate the peak training memory and say which GPUs it fits",
                        description="Predict the peak memory of one training step from the model's config alone (no weights are "
                                    "read), then print the fit table of common model sizes for the same batch size and length.")
+    if not options: return p
+    from ft_course.memory import KNOWN_CONFIGS, METHODS, OPTIMIZER_BYTES, PRECISIONS, TASKS, MemorySpec
     p.add_argument("--config", required=True,
                    help=f"a local config.json or model folder, one of {', '.join(KNOWN_CONFIGS)}, or a Hub name (needs the Hub)")
     add_fields(p, MemorySpec, choices=dict(method=METHODS, precision=PRECISIONS, optimizer=tuple(OPTIMIZER_BYTES), task=TASKS))
     p.add_argument("--gpu-memory-gb", type=float, help="also say whether it fits this many GiB")
     p.add_argument("--no-table", action="store_true", help="skip the fit table of common model sizes")
     p.set_defaults(func=_memory)
+    return p
 
 def _memory(a:argparse.Namespace # the parsed `memory` options
            )->int:
@@ -173,20 +179,22 @@ def _config_arg(s:str # a config.json path, a model folder, a name of `KNOWN_CON
     return s
 
 # %% ../nbs/11_cli.ipynb #2debda46
-def make_parser()->argparse.ArgumentParser:
+def make_parser(commands:list|None=None # the subcommands to give their options (default: all); the rest get name and help
+               )->argparse.ArgumentParser:
     "The `ft-course` argument parser with its `compare` and `memory` subcommands"
     p = argparse.ArgumentParser(prog="ft-course", description="ft_course from the command line: compare fine-tuning methods, "
                                 "estimate training memory. `ft-course <command> --help` for each command's options.",
                                 epilog=f"example, on your own data: {COMPARE_EXAMPLE}")
     sub = p.add_subparsers(dest="command", required=True, metavar="{compare,memory}")
-    _compare_parser(sub); _memory_parser(sub)
+    for name, add in (("compare", _compare_parser), ("memory", _memory_parser)): add(sub, commands is None or name in commands)
     return p
 
 def main(argv:list[str]|None=None # arguments (default: `sys.argv[1:]`)
         )->int:
     "Entry point of `ft-course`: run a subcommand; errors print one line `error: ...` and return 1"
     argv = sys.argv[1:] if argv is None else list(argv)
-    a = make_parser().parse_args(argv)      # bad arguments: argparse prints usage + message, exits 2
+    # only the named subcommand's options: `ft-course --help` then answers at once, without importing torch
+    a = make_parser(commands=argv[:1]).parse_args(argv)      # bad arguments: argparse prints usage + message, exits 2
     a.argv = argv
     try: return a.func(a)
     except (ValueError, FileNotFoundError, ImportError, RuntimeError, OSError) as e:

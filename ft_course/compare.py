@@ -338,30 +338,30 @@ def plot_comparison(runs:list[dict], # results of `run_method`
     "Accuracy vs trainable parameters (log), peak memory bars, loss curves, dev accuracy vs training time; returns the figures"
     import matplotlib.pyplot as plt
     from ft_course.train import log_frame
-    figs = {}
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    figs, OUTSIDE = {}, dict(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1))   # legends beside the data, not on it
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for _, r in df.iterrows():
-        ax.scatter(r.trainable, r.accuracy); ax.annotate(r.method, (r.trainable, r.accuracy), fontsize=8)
+        ax.scatter(r.trainable, r.accuracy); ax.annotate(r.method, (r.trainable, r.accuracy), xytext=(5, 4), textcoords="offset points")
     ax.set(xscale="log", xlabel="trainable parameters (log)", ylabel="dev accuracy", title="Accuracy vs trainable parameters")
     figs["accuracy_vs_params"] = fig
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     ax.bar(df.method, df.peak_mem_mb, label="measured")
     ax.scatter(df.method, df.predicted_peak_mb, color="k", marker="_", s=400, label="predicted (ft_course.memory)")
-    ax.set(ylabel="peak memory (MB)", title="Peak memory per method"); ax.legend(fontsize=8); ax.tick_params(axis="x", rotation=30)
+    ax.set(ylabel="peak memory (MB)", title="Peak memory per method"); ax.legend(**OUTSIDE); ax.tick_params(axis="x", rotation=30)
     figs["memory"] = fig
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for r in runs:
         tr, _ = log_frame(r["log_history"])
         if len(tr): ax.plot(tr.index * r["batch_size"], tr["loss"], label=r["method"])   # examples, not steps: batch sizes differ
-    ax.set(xlabel="training examples seen", ylabel="train loss", title="Loss curves"); ax.legend(fontsize=8)
+    ax.set(xlabel="training examples seen", ylabel="train loss", title="Loss curves"); ax.legend(**OUTSIDE)
     figs["loss_curves"] = fig
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for r in runs: ax.plot([c["train_s"] for c in r["curve"]], [c["accuracy"] for c in r["curve"]], "o-", ms=3, label=r["method"])
-    ax.set(xlabel="training seconds (evaluation excluded)", ylabel="dev accuracy", title="Time to accuracy"); ax.legend(fontsize=8)
+    ax.set(xlabel="training seconds (evaluation excluded)", ylabel="dev accuracy", title="Time to accuracy"); ax.legend(**OUTSIDE)
     figs["accuracy_vs_time"] = fig
     for name, f in figs.items():
         f.tight_layout()
-        if out is not None: f.savefig(Path(out)/f"{name}.png", dpi=100)
+        if out is not None: f.savefig(Path(out)/f"{name}.png", dpi=120)
     return figs
 
 # %% ../nbs/10a_compare.ipynb #4c700890

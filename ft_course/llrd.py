@@ -133,12 +133,17 @@ def llrd_optimizer(model, # a transformers or `peft` model
 
 # %% ../nbs/03_llrd.ipynb #78daebe4
 class LayerLRLogger(TrainerCallback):
-    "Add each unit's current learning rate (`lr/<name>`) to `Trainer`'s logs, which show only the first group's"
-    def on_log(self, args, state, control, logs=None, optimizer=None, **kwargs):
-        if optimizer is None or logs is None or "learning_rate" not in logs: return
-        lrs = {f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(optimizer.param_groups)}
-        logs.update(lrs)
-        if state.log_history: state.log_history[-1].update(lrs)
+    "Add the learning rate each unit took its last step with (`lr/<name>`) to `Trainer`'s logs, which show only the first group's"
+    lrs = {}
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        # read between `optimizer.step()` and the scheduler's step, as `Trainer` reads its `learning_rate`: at `on_log` the
+        # scheduler has already moved on, and the groups hold the rates of the *next* step
+        if optimizer is not None: self.lrs = {f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(optimizer.param_groups)}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not self.lrs or logs is None or "learning_rate" not in logs: return
+        logs.update(self.lrs)
+        if state.log_history: state.log_history[-1].update(self.lrs)
 
 # %% ../nbs/03_llrd.ipynb #9a41dca1
 def freeze_lower_layers(model, # a transformers or `peft` model

@@ -50,13 +50,13 @@ def in_colab()->bool:
 # %% ../nbs/00_setup.ipynb #6b52b7bf
 def setup_env(seed:int=42, # seed for random, numpy and torch
               offline:bool|None=None, # force offline (True) or online (False); None: probe the Hub
-              quiet:bool=True # no progress bars from `datasets` and `transformers`: outputs are for reading
+              quiet:bool=True # no progress bars from `datasets` and `transformers`, no W&B banners: outputs are for reading
              )->dict:
     "Set the environment variables a notebook needs (only those not already set), seed, quiet the progress bars; return what was set"
     if offline is None: offline = not hub_reachable()
-    want = {"TOKENIZERS_PARALLELISM": "false"}
-    if offline: want |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    want = {"TOKENIZERS_PARALLELISM": "false"} | ({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if offline else {})
     if not os.environ.get("WANDB_API_KEY") and not in_colab(): want["WANDB_MODE"] = "offline"  # Colab: key may be a secret
+    if quiet: want["WANDB_SILENT"] = "true"   # W&B still logs; it stops printing its banner and local paths into cells
     done = {k: v for k, v in want.items() if k not in os.environ}
     os.environ.update(done)
     seed_everything(seed)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                          Trainer, TrainerCallback, TrainingArguments)
+                          PrinterCallback, Trainer, TrainerCallback, TrainingArguments)
 
 from .setup import Profile, get_profile, precision_kwargs, setup_env
 from .measure import peak_memory_mb, reset_peak_memory   # notebook 01a; used here, kept importable from here
@@ -136,7 +136,7 @@ def make_trainer(model, # a transformers (or peft) model
                  tokenizer, # the model's tokenizer (pads the batches, saved with checkpoints)
                  **kwargs # passed to `Trainer`: `callbacks`, `optimizers`, `compute_metrics=None`, ...
                 )->Trainer:
-    "A `Trainer` with dynamic padding, accuracy/F1, data and warmup checks, and the gradient-accumulation loss fix"
+    "A `Trainer` with dynamic padding, accuracy/F1, data and warmup checks, the gradient-accumulation loss fix; quiet with `disable_tqdm`"
     check_splits(data, need_eval=args.eval_strategy != "no")   # a `test` split is never evaluated on silently
     if type(base_model(model)).__name__.endswith("ForSequenceClassification"): check_labels(data, base_model(model).config.num_labels)
     check_warmup(args, len(data["train"]))
@@ -144,6 +144,7 @@ def make_trainer(model, # a transformers (or peft) model
     trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("validation"),
                       processing_class=tokenizer, **kw)
     if not uses_num_items_in_batch(model): trainer.model_accepts_loss_kwargs = False
+    if args.disable_tqdm: trainer.remove_callback(PrinterCallback)   # quiet: no bar, no printed dicts; read `log_history`
     return trainer
 
 # %% ../nbs/02_full_finetune.ipynb #56e006ea

@@ -6,8 +6,8 @@ import pytest
 from ft_course.cli import main
 
 
-def _cli(*args, timeout=120):
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+def _cli(*args, timeout=120, env=None):
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"} | (env or {})
     env.pop("FT_COURSE_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "ft_course.cli", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -16,6 +16,22 @@ def _cli(*args, timeout=120):
 def test_help(args, capsys):
     with pytest.raises(SystemExit) as e: main(args)
     assert e.value.code == 0 and "usage: ft-course" in capsys.readouterr().out
+
+
+def test_top_level_help_is_quick_and_quiet():
+    "`ft-course --help` builds no subcommand's options, so it imports no torch: it answers at once and prints only the help"
+    import time
+    t0 = time.perf_counter(); r = _cli("--help"); took = time.perf_counter() - t0
+    assert r.returncode == 0 and r.stdout.startswith("usage: ft-course") and r.stderr == "", r.stderr
+    assert "compare" in r.stdout and "memory" in r.stdout
+    assert took < 3, f"`ft-course --help` took {took:.1f} s: something imports torch before the options are parsed"
+
+
+@pytest.mark.parametrize("cmd", ["compare", "memory"])
+def test_subcommand_help_prints_nothing_else(cmd):
+    "A subcommand's help imports the training code; no library notice (e.g. bitsandbytes' CPU-kernel one) may reach stderr"
+    r = _cli(cmd, "--help", env={"WANDB_MODE": "", "PYTHONWARNINGS": ""})   # as a user runs it (transformers itself prints a line on import when W&B is offline)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: ft-course {cmd}") and r.stderr == "", (r.stdout[:300], r.stderr)
 
 
 @pytest.mark.parametrize("args, code, needle", [

@@ -127,6 +127,14 @@ def test_api_pages_carry_docments():
     assert not missing, f'docments missing from the API pages: {missing}'
 
 
+
+def test_api_summaries_are_sentences():
+    "The API landing page describes each module with a whole sentence, never a fragment cut at ':' or ';'"
+    import api_ref
+    rows = [l for l in api_ref.render_index(api_ref.public_modules()).splitlines() if l.startswith('| [`')]
+    cut = [r.split(' | ')[1][-40:] for r in rows if not r.split(' | ')[1].rstrip().endswith('.')]
+    assert rows and not cut, f'module summaries that are not sentences: {cut}'
+
 @pytest.mark.parametrize('path', [p for p in NOTEBOOKS if p.stem != 'index'], ids=lambda p: p.name)
 def test_notebook_stores_outputs(path):
     "The website shows stored outputs (it executes nothing), so a notebook without any shows no result or plot"
@@ -160,16 +168,40 @@ def test_stored_outputs_come_from_the_right_profile():
                                                   '08_monitoring'}
 
 
-CLEAN = ('04_lora', '05_qlora', '06_prompt_tuning', '07_sft')
-DIRT = {'a progress bar': re.compile(r'\d+/\d+ \[\d\d:\d\d|it/s\]|examples/s\]'), 'a machine path': re.compile(r'/root/|/home/|/tmp/ft-course'),
-        'a warning': re.compile(r'\b\w*Warning: ')}
+DIRT = {'a progress bar': re.compile(r'\d+/\d+ \[\d\d:\d\d|it/s\]|examples/s\]|\d+%\|'),
+        'a machine path': re.compile(r'/root/|/home/|/tmp/|/work/|/usr/|site-packages/|[A-Z]:\\\\Users'),
+        'a warning': re.compile(r'\b\w*Warning\b'), 'a W&B banner': re.compile(r'^wandb: ', re.M)}
+LONGEST = 60   # lines: a training log belongs in a table or a plot (02's `log_frame`, `plot_losses`)
 
-@pytest.mark.parametrize('stem', CLEAN)
-def test_stored_outputs_are_clean(stem):
-    "A stored output is part of the page: no progress bars, machine paths or warnings (the language-model notebooks)"
+def stored_dirt(nb)->list[str]:
+    "What a reader should not find in the stored outputs of `nb`: one line per finding"
     found = []
-    for i, c in enumerate(_nb(ROOT/'nbs'/f'{stem}.ipynb')['cells']):
+    for i, c in enumerate(nb['cells']):
         for o in c.get('outputs', []):
             text = ''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', ''))
             found += [f'cell {i}: {what}: {m.group(0)!r}' for what, rx in DIRT.items() for m in [rx.search(text)] if m]
-    assert not found, f'{stem} stores {found[:5]}: silence them at the source, then re-store with docs/store_outputs.py {stem}'
+            if o.get('name') == 'stderr': found.append(f'cell {i}: stderr: {text[:60]!r}')
+            if text.count('\n') > LONGEST: found.append(f'cell {i}: {text.count(chr(10))} lines of output')
+    return found
+
+def test_dirt_is_found():
+    "The check can fail: a planted progress bar, path, warning and long log are each reported"
+    out = lambda t, name='stdout': {'cells': [{'outputs': [{'output_type': 'stream', 'name': name, 'text': t}]}]}
+    assert stored_dirt(out('ok\n')) == []
+    for t in ['Loading weights: 100%|###| 103/103 [00:00<00:00, 1.2it/s]', "Path('/root/.cache/x')",
+              'x.py:3: FutureWarning: old', 'wandb: Tracking run', 'log\n' * 80]:
+        assert stored_dirt(out(t)), t
+    assert stored_dirt(out('fine', name='stderr'))
+
+@pytest.mark.parametrize('path', [p for p in NOTEBOOKS if p.stem != 'index'], ids=lambda p: p.stem)
+def test_stored_outputs_are_clean(path):
+    "A stored output is part of the page: no progress bars, machine paths, warnings, stderr or long log dumps"
+    found = stored_dirt(_nb(path))
+    assert not found, f'{path.stem} stores {found[:5]}: silence them at the source, then re-store with docs/store_outputs.py {path.stem}'
+
+
+def test_sidebar_shows_the_map_numbers():
+    "The site's sidebar lists each notebook as `NN · Title`, the numbers of the course map on the home page"
+    entries = [site_build.numbered_entry(p) for p in NOTEBOOKS if p.stem != 'index']
+    assert all(re.match(r'\d\d[a-z]? · [^<>`]+ <\w+>$', e) for e in entries), entries
+    assert site_build.numbered_entry(ROOT/'nbs'/'02_full_finetune.ipynb') == '02 · Full fine-tuning with Trainer <02_full_finetune>'

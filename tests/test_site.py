@@ -287,3 +287,29 @@ def test_redirects_resolve(site):
         if site_build.REDIRECT_MARK in text:
             target = text.split('url=', 1)[1].split('"', 1)[0]
             assert (site/target).exists(), f'{p.name} redirects to missing {target}'
+
+
+_PHONE_JS = '''(() => {
+  const vw = window.innerWidth, over = [];
+  for (const sel of ['div.cell_output pre', 'div.output pre']) for (const e of document.querySelectorAll(sel))
+    if (e.scrollWidth > e.clientWidth + 2) over.push(sel + ': ' + e.textContent.slice(0, 40));
+  return {page: document.documentElement.scrollWidth - vw, outputs: over};
+})()'''
+
+
+def test_phone_width(site, server, browser):
+    "At a phone's width (390 px) no page is wider than the screen and no stored output scrolls sideways; screenshots kept"
+    shots = Path(os.environ.get('FT_SCREENSHOT_DIR') or site_build.BUILD/'screens'); shots.mkdir(parents=True, exist_ok=True)
+    browser.send('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=2, mobile=True)
+    try:
+        problems = {}
+        for name in ['index', '05_qlora', '10_memory', '10a_compare']:
+            f, errs, _ = _visit(browser, server + f'{name}.html')
+            got = browser.eval(_PHONE_JS)
+            if got['page'] > 2: problems[name] = f"page is {got['page']} px wider than the screen"
+            if got['outputs']: problems[name] = f"{len(got['outputs'])} outputs scroll sideways: {got['outputs'][:2]}"
+            _screenshot(browser, shots/f'phone_{name}.png')
+        assert not problems, problems
+    finally:
+        browser.send('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+
