@@ -81,6 +81,14 @@ def _clean_outputs(outputs:list) -> list:
     return out
 
 
+def gpu_label(ran:bool) -> dict:
+    "The output that labels a `#| cuda` cell on the website: what it needs, and whether a GPU result is stored below it"
+    text = ("**Needs a CUDA GPU.** The output below was stored from a GPU run." if ran else
+            "**Needs a CUDA GPU.** The machine that stored this page's outputs has none, so this cell did not run here "
+            "and no GPU result is stored yet: run it on Colab (Runtime > Change runtime type > T4 GPU).")
+    return {'output_type': 'display_data', 'metadata': {}, 'data': {'text/markdown': text, 'text/plain': text.replace('**', '')}}
+
+
 def stage_cell(cell:dict) -> dict | None:
     "The cell as the website shows it, or None when it is left out"
     src = ''.join(cell.get('source', ''))
@@ -99,6 +107,7 @@ def stage_cell(cell:dict) -> dict | None:
         if not outputs: return None                  # e.g. a `#| default_exp` cell
         tags.append('remove-input')
     if 'remove-input' in tags and not outputs: return None
+    if 'cuda' in dirs: outputs = [gpu_label(bool(outputs))] + outputs
     new = {'cell_type': 'code', 'execution_count': cell.get('execution_count'), 'metadata': {'tags': sorted(set(tags))} if tags else {},
            'outputs': outputs, 'source': body}
     if 'id' in cell: new['id'] = cell['id']

@@ -2,6 +2,7 @@
 
     python docs/claims.py            # list every marked number whose text differs from its source (exit 1 if any)
     python docs/claims.py --write    # rewrite those numbers from their sources (after a rerun of a benchmark)
+    python docs/claims.py --unmarked # numbers with a unit and no marker: specifications, or claims still to tie
 
 A measured number in the markdown of a notebook (or of docs/README_dev.md; README.md is generated from both) is followed
 by an HTML comment naming where it comes from, e.g. `14.5×<!--claim:naive_throughput_ratio-->`. Jupyter, Colab and
@@ -13,6 +14,7 @@ up as a failing test instead of as drift.
 """
 from __future__ import annotations
 import csv, functools, json, re, sys
+import numpy as np
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +78,15 @@ CLAIMS = {
        for m in ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")},
     **{f"cmp_{m}_time_to_target": (lambda m=m: f"{float(cmp(m, 'time_to_target_s')):.0f}")
        for m in ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")},
+    "cmp_load_range": lambda: "%.1f-%.1f" % (min(float(r["load_avg_1min"]) for r in rows(CMP)), max(float(r["load_avg_1min"]) for r in rows(CMP))),
+    "cmp_start_mb": lambda: "%.0f" % round(np.mean([float(r["start_mem_mb"]) for r in rows(CMP)]), -1),
+    "cmp_lora_saving_gb": lambda: "%.1f" % ((float(cmp("full", "peak_mem_mb")) - float(cmp("lora", "peak_mem_mb"))) / 1000),
+    **{f"cmp_{m}_s_per_step": (lambda m=m: "%.1f" % (float(cmp(m, "ms_per_step")) / 1000)) for m in ("lora", "qlora")},
+    "cmp_lora_saved_mb": lambda: "%.1f" % float(cmp("lora", "saved_mb")),
+    "cmp_prompt_tuning_saved_mb": lambda: "%.2f" % float(cmp("prompt_tuning", "saved_mb")),
+    "cmp_full_saved_mb": lambda: "%.0f" % float(cmp("full", "saved_mb")),
+    "cmp_naive_steps": lambda: "%d" % int(float(cmp("naive", "steps"))),
+    "cmp_time_to_target_ratio": lambda: times(summary(CMP_MD)["time_to_target_ratio"]),
     # LoRA sweep (bench/results/lora_cpu.md)
     **{f"lora_{c}": (lambda c=c: pct(lora(c))) for c in ("r1", "r4", "r8", "r16", "r64", "r8_all", "r8_lr5e-4",
                                                           "r8_lr1e-3", "r8_head_only")},
@@ -161,7 +172,21 @@ def write()->int:
     return n
 
 
+UNIT = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:%| s\b| ms\b| MB\b| GB\b| GiB\b|×)")
+
+def unmarked(texts:dict|None=None)->dict[str, list[str]]:
+    "Numbers with a unit (%, s, ms, MB, GB, GiB, ×) and no marker, with a little context: candidates to tie to a source"
+    out = {}
+    for name, text in (prose() if texts is None else texts).items():
+        found = [text[max(0, m.start() - 30):m.end() + 5].replace("\n", " ") for m in UNIT.finditer(text)
+                 if not text.startswith("<!--claim:", m.end())]
+        if found: out[name] = found
+    return out
+
 if __name__ == "__main__":
+    if "--unmarked" in sys.argv:
+        for name, found in unmarked().items(): print(f"{name}: {len(found)}\n  " + "\n  ".join(found))
+        sys.exit(0)
     if "--write" in sys.argv: print(f"rewrote numbers in {write()} file(s); now run `python docs/make_readme.py`")
     errs = check()
     print("\n".join(errs) or f"all {sum(len(MARK.findall(t)) for t in prose().values())} marked numbers match their sources")

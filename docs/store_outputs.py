@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STORED_PROFILE = {"00_setup": "cpu", "00a_vocabulary": "cpu", "01_data": "cpu", "01a_measure": "cpu", "02_full_finetune": "cpu", "03_llrd": "cpu", "04_lora": "cpu",
                   "05_qlora": "cpu", "06_prompt_tuning": "cpu", "07_sft": "cpu", "07a_evaluation": "cpu",
                   "08_monitoring": "cpu",
-                  "10_memory": "cpu", "10a_compare": "tiny", "10b_own_data": "cpu", "11_cli": "cpu", "12_instructor_guide": "tiny"}
+                  "10_memory": "cpu", "10a_compare": "tiny", "10b_own_data": "cpu", "10c_seeds": "tiny", "11_cli": "cpu", "12_instructor_guide": "tiny"}
 TINY_BECAUSE = {"10a_compare": "it runs the tiny subset and reads the measured cpu table from bench/results",
+                "10c_seeds": "it runs a smoke test on the tiny models and reads the measured cpu result from bench/results",
                 "12_instructor_guide": "its cells only reproduce error messages, on the tiny models"}
 
 

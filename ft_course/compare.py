@@ -76,8 +76,7 @@ def _lora_config(model, cfg:MethodConfig):
     targets = cfg.target_modules or suggest_target_modules(model)
     check_lora_targets(model, targets)   # a wrong target: the candidate list (peft's own message has none)
     return LoraConfig(task_type=PEFT_TASK_TYPES["seq_cls"], r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets,
-                      modules_to_save=_present(model, cfg.modules_to_save))
+                      target_modules=targets, modules_to_save=_present(model, cfg.modules_to_save))
 
 # %% ../nbs/10a_compare.ipynb #b3f7bb84
 @register_method(MethodConfig("full", 5e-5, source="BERT's 2e-5..5e-5 (Devlin et al. 2019); 78.0% dev after 1 epoch on MiniLM (02_full_finetune)"))
@@ -145,8 +144,7 @@ class TrainClock(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.last = time.perf_counter()
         self.train_s = self.last - self.t0 - self.eval_s
-        over = self.max_train_s is not None and self.train_s >= self.max_train_s
-        if over: control.should_training_stop = True
+        if over := (self.max_train_s is not None and self.train_s >= self.max_train_s): control.should_training_stop = True
         if (over or state.global_step >= state.max_steps) and args.eval_strategy != "no": control.should_evaluate = True
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         m = metrics or {}
@@ -173,6 +171,7 @@ class CompareConfig:
     naive_max_seconds:float|None = None # training-time budget of the naive recipe; None: the profile's (240 s on cpu)
     isolate:bool = True               # each method in a fresh process (the only way to measure peak RSS per method)
     seed:int = 42                     # seed of the model's head, the data order and dropout
+    learning_rates:list[str]|None = None # 'method=rate' pairs replacing the registry's rates (notebook 10c selects them); None: the registry's
     out:str = "compare_results"       # folder for the CSV, plots, runs.jsonl
     def __post_init__(self):
         if self.profile not in PROFILE_NAMES: raise ValueError(f"profile={self.profile!r}: use one of {PROFILE_NAMES}")
@@ -186,6 +185,13 @@ class CompareConfig:
         if self.num_train_epochs is not None and self.num_train_epochs <= 0: raise ValueError(f"num_train_epochs={self.num_train_epochs}: use a positive number")
         if self.evals_per_epoch < 1: raise ValueError(f"evals_per_epoch={self.evals_per_epoch}: use 1 or more")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1: raise ValueError(f"target_accuracy={self.target_accuracy}: use a share in (0, 1], e.g. 0.7")
+        if isinstance(self.learning_rates, dict): self.learning_rates = [f"{m}={r}" for m, r in self.learning_rates.items()]
+        if bad := [m for m, r in self.rates().items() if m not in METHOD_CONFIGS or not r > 0]:
+            raise ValueError(f"learning_rates: {bad} need a method of {list(METHOD_CONFIGS)} and a rate > 0, e.g. lora=1e-3")
+    def rates(self)->dict:
+        "`learning_rates` as {method: rate}"
+        try: return {m.strip().lower(): float(r) for m, r in (s.split("=") for s in self.learning_rates or [])}
+        except ValueError: raise ValueError(f"learning_rates={self.learning_rates}: write method=rate pairs, e.g. lora=1e-3") from None
     def naive_cap(self, profile:Profile)->float:
         "Training seconds the naive recipe may run (its padded batches are slow: a budget keeps the comparison short)"
         return self.naive_max_seconds if self.naive_max_seconds is not None else profile.compare.get("naive_max_seconds", 600)
@@ -194,10 +200,12 @@ class CompareConfig:
         if self.data is None: return load_profile_data(p)
         return load_classification(self.data, self.text_col, self.label_col, self.text_pair_col, n_train=p.n_train, n_eval=p.n_eval)
     def resolve(self)->Profile:
-        "The profile with this comparison's rows and epochs"
+        "The profile with this comparison's rows, epochs and learning rates"
         p = get_profile(self.profile)
         n_train = self.n_train or p.compare.get("n_train") or p.n_train
-        return replace(p, n_train=n_train, n_eval=self.n_eval or p.n_eval, num_train_epochs=self.num_train_epochs or p.num_train_epochs)
+        rates = p.compare.get("learning_rates", {}) | self.rates()
+        return replace(p, n_train=n_train, n_eval=self.n_eval or p.n_eval, num_train_epochs=self.num_train_epochs or p.num_train_epochs,
+                       compare=p.compare | {"learning_rates": rates})
 
 # %% ../nbs/10a_compare.ipynb #dc971043
 def _memory_spec(cfg:MethodConfig, profile:Profile, seq_len:int, model)->MemorySpec|None:
@@ -338,36 +346,30 @@ def plot_comparison(runs:list[dict], # results of `run_method`
     "Accuracy vs trainable parameters (log), peak memory bars, loss curves, dev accuracy vs training time; returns the figures"
     import matplotlib.pyplot as plt
     from ft_course.train import log_frame
-    figs, OUTSIDE = {}, dict(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1))   # legends beside the data, not on it
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for _, r in df.iterrows():
-        ax.scatter(r.trainable, r.accuracy); ax.annotate(r.method, (r.trainable, r.accuracy), xytext=(5, 4), textcoords="offset points")
-    ax.set(xscale="log", xlabel="trainable parameters (log)", ylabel="dev accuracy", title="Accuracy vs trainable parameters")
-    figs["accuracy_vs_params"] = fig
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    ax.bar(df.method, df.peak_mem_mb, label="measured")
-    ax.scatter(df.method, df.predicted_peak_mb, color="k", marker="_", s=400, label="predicted (ft_course.memory)")
-    ax.set(ylabel="peak memory (MB)", title="Peak memory per method"); ax.legend(**OUTSIDE); ax.tick_params(axis="x", rotation=30)
-    figs["memory"] = fig
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    OUTSIDE = dict(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1))   # legends beside the data, not on it
+    ax = {k: plt.subplots(figsize=(7.5, 4.2))[1] for k in ("accuracy_vs_params", "memory", "loss_curves", "accuracy_vs_time")}
+    ax["accuracy_vs_params"].scatter(df.trainable, df.accuracy, c=[f"C{i}" for i in range(len(df))])
+    for _, r in df.iterrows(): ax["accuracy_vs_params"].annotate(r.method, (r.trainable, r.accuracy), xytext=(5, 4), textcoords="offset points")
+    ax["accuracy_vs_params"].set(xscale="log", xlabel="trainable parameters (log)", ylabel="dev accuracy", title="Accuracy vs trainable parameters")
+    ax["memory"].bar(df.method, df.peak_mem_mb, label="measured")
+    ax["memory"].scatter(df.method, df.predicted_peak_mb, color="k", marker="_", s=400, label="predicted (ft_course.memory)")
+    ax["memory"].set(ylabel="peak memory (MB)", title="Peak memory per method"); ax["memory"].legend(**OUTSIDE)
+    ax["memory"].tick_params(axis="x", rotation=30)
     for r in runs:
-        tr, _ = log_frame(r["log_history"])
-        if len(tr): ax.plot(tr.index * r["batch_size"], tr["loss"], label=r["method"])   # examples, not steps: batch sizes differ
-    ax.set(xlabel="training examples seen", ylabel="train loss", title="Loss curves"); ax.legend(**OUTSIDE)
-    figs["loss_curves"] = fig
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for r in runs: ax.plot([c["train_s"] for c in r["curve"]], [c["accuracy"] for c in r["curve"]], "o-", ms=3, label=r["method"])
-    ax.set(xlabel="training seconds (evaluation excluded)", ylabel="dev accuracy", title="Time to accuracy"); ax.legend(**OUTSIDE)
-    figs["accuracy_vs_time"] = fig
-    for name, f in figs.items():
-        f.tight_layout()
-        if out is not None: f.savefig(Path(out)/f"{name}.png", dpi=120)
-    return figs
+        tr, _ = log_frame(r["log_history"])   # x: examples, not steps: batch sizes differ
+        if len(tr): ax["loss_curves"].plot(tr.index * r["batch_size"], tr["loss"], label=r["method"])
+    ax["loss_curves"].set(xlabel="training examples seen", ylabel="train loss", title="Loss curves"); ax["loss_curves"].legend(**OUTSIDE)
+    for r in runs: ax["accuracy_vs_time"].plot([c["train_s"] for c in r["curve"]], [c["accuracy"] for c in r["curve"]], "o-", ms=3, label=r["method"])
+    ax["accuracy_vs_time"].set(xlabel="training seconds (evaluation excluded)", ylabel="dev accuracy", title="Time to accuracy")
+    ax["accuracy_vs_time"].legend(**OUTSIDE)
+    for name, a in ax.items():
+        a.figure.tight_layout()
+        if out is not None: a.figure.savefig(Path(out)/f"{name}.png", dpi=120)
+    return {name: a.figure for name, a in ax.items()}
 
 # %% ../nbs/10a_compare.ipynb #4c700890
 TINY_NOTE = ("the tiny profile's models are random and tiny: this run checks that every method trains, is measured and is "
              "reported; its accuracies cannot rank the methods (compare them with majority_accuracy). Use --profile cpu or gpu")
-
 def run_comparison(config:CompareConfig|None=None, # what the methods share; default `CompareConfig()`
                    command:str|None=None, # the command line to write at the top of compare.md
                    plots:bool=True, # write the PNG figures

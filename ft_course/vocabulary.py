@@ -90,6 +90,8 @@ GPU_RUNS = {   # each notebook's gpu-profile run: model, `MemorySpec` fields, an
                        estimate_gib=7.008),   # the naive recipe (fp32, padded to 512): the largest run of the comparison
     "10b_own_data": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512,
                          estimate_gib=4.948),   # full fine-tuning; its length is chosen from the data, at most the profile's 512
+    "10c_seeds": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512,
+                      estimate_gib=4.948),   # full fine-tuning, the largest run of the comparison without the naive recipe
 }
 T4_GIB = 15.0   # a Colab T4's memory as nvidia-smi reports it (15,360 MiB)
 

@@ -92,6 +92,18 @@ def test_stage_cell_rules():
     assert len(cells) == 6 and cells[0]['cell_type'] == 'markdown'         # hide, include:false, default_exp, raw: out
 
 
+def test_gpu_cells_are_labelled():
+    "A `#| cuda` cell says on the website that it needs a GPU, and whether the output under it came from one"
+    out = {'output_type': 'stream', 'name': 'stdout', 'text': 'peak 9.7 GiB\n'}
+    unrun, ran = (site_build.stage_cell(_cell('#| cuda\ntrain()', outputs=o)) for o in ([], [out]))
+    assert 'Needs a CUDA GPU' in unrun['outputs'][0]['data']['text/markdown'] and len(unrun['outputs']) == 1
+    assert 'did not run here' in unrun['outputs'][0]['data']['text/plain']
+    assert 'stored from a GPU run' in ran['outputs'][0]['data']['text/markdown'] and ran['outputs'][1] == out
+    assert site_build.stage_cell(_cell('train()'))['outputs'] == []          # other cells get no label
+    staged = site_build.stage_notebook(json.loads((ROOT/'nbs'/'05_qlora.ipynb').read_text()))['cells']
+    assert sum('Needs a CUDA GPU' in str(c.get('outputs')) for c in staged) == 3   # 05's three GPU cells
+
+
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
 def test_stage_real_notebook(path):
     "No directive line survives staging, `#| hide` cells are out, outputs of shown cells are kept"
@@ -105,7 +117,9 @@ def test_stage_real_notebook(path):
         dirs, body = site_build.split_directives(''.join(c['source']))
         if not body.strip() or (site_build._re_show_doc.match(body) and not c.get('outputs')): continue
         if 'hide' in dirs or dirs.get('include') == 'false': assert body not in kept, f'hidden cell shown: {body[:60]}'
-        elif dirs.get('output') != 'false': assert kept[body]['outputs'] == site_build._clean_outputs(c.get('outputs', []))
+        elif dirs.get('output') != 'false':
+            clean = site_build._clean_outputs(c.get('outputs', []))
+            assert kept[body]['outputs'] == ([site_build.gpu_label(bool(clean))] if 'cuda' in dirs else []) + clean
 
 
 def test_api_pages_carry_docments():

@@ -313,3 +313,28 @@ def test_phone_width(site, server, browser):
     finally:
         browser.send('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
 
+
+
+_CODE_JS = '''(() => {
+  const pres = [...document.querySelectorAll('div.cell_input pre, div.highlight-python pre, div.highlight-ipython3 pre')];
+  const probe = document.createElement('span'); probe.textContent = 'x'.repeat(100);
+  if (pres.length) { pres[0].appendChild(probe); }
+  const fit = pres.length ? Math.floor(pres[0].clientWidth / (probe.getBoundingClientRect().width / 100)) : 0;
+  probe.remove();
+  const wide = pres.filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.split('\\n').reduce((a, l) => Math.max(a, l.length), 0));
+  return {blocks: pres.length, fit: fit, wide: wide};
+})()'''
+
+
+def test_laptop_width(site, server, browser):
+    "At a laptop's width (1366 px) code lines of 105 characters show whole, and no code block scrolls sideways (longer lines wrap)"
+    browser.send('Emulation.setDeviceMetricsOverride', width=1366, height=768, deviceScaleFactor=1, mobile=False)
+    try:
+        found = {}
+        for page in sorted(p.name for p in Path(site).glob('[0-9]*.html')):
+            _visit(browser, server + page)
+            got = browser.eval(_CODE_JS)
+            if got['wide'] or got['fit'] < 105: found[page] = f"{len(got['wide'])} of {got['blocks']} code blocks scroll, {got['fit']} characters fit"
+        assert not found, found
+    finally:
+        browser.send('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)

@@ -283,3 +283,22 @@ def test_10b_mask_names():
 def test_10b_choose_on_validation():
     r = load("10b_own_data").exercise_3(steps=2)
     assert set(r["runs"]) == {5e-5, 2e-4, 5e-4} and r["reported"] == r["runs"][r["chosen"]][1] <= r["best_test"]
+
+# --- 10c seeds and selection ----------------------------------------------------------------------------------------
+def test_10c_winners_curse():
+    r = load("10c_seeds").exercise_1()
+    assert r[(15, 872)] > r[(3, 872)] > 0 and r[(15, 200)] > r[(15, 872)] and r[(3, 200)] > r[(3, 872)]
+    assert abs(r[(15, 872)] - 100 * 1.74 * np.sqrt(0.8 * 0.2 / 872)) < 0.2   # about 1.74 sd for the best of 15
+
+def test_10c_paired_difference(tmp_path):
+    rows = [dict(method=m, seed=s, accuracy=a) for m, accs in dict(lora=[0.75, 0.77, 0.76], full=[0.76, 0.79, 0.77]).items()
+            for s, a in zip([42, 1, 2], accs)]
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(rows).to_csv(tmp_path/"seeds.csv", index=False)
+    r = load("10c_seeds").exercise_2(tmp_path/"seeds.csv")
+    assert r["diff_by_seed"] == {1: -2.0, 2: -1.0, 42: -1.0}
+    assert r["paired"] == "-1.33±0.58 points" and r["unpaired"] == {"lora": "76.0±1.0%", "full": "77.3±1.5%"}
+    assert r["paired_sd"] < r["unpaired_sd_sum"] and not r["separated"]
+
+def test_10c_tie_goes_to_the_smaller_rate():
+    assert load("10c_seeds").exercise_3() == {"lora": 3e-4, "qlora": 3e-4}
