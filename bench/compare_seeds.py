@@ -3,7 +3,8 @@
     python bench/compare_seeds.py --profile cpu --out bench/results/compare_seeds_cpu
 
 1. `select_learning_rates`: each method at 1/3, 1 and 3 times its registered rate, trained on the comparison's 2,000
-   training rows and scored on 872 other rows of SST-2's train split (QLoRA takes LoRA's rate): selection.csv.
+   training rows and scored on 872 other rows of SST-2's train split (QLoRA takes LoRA's rate), then one step of 3
+   further while the best rate sits at the edge of what was tried (at most twice): selection.csv.
 2. `run_seeds`: the comparison at the selected rates, once per seed, scored on the dev set: seed<N>/ and seeds.csv.
 3. seeds.md: the command, the selected rates, the mean±sd table and which differences exceed the spread.
 
@@ -35,10 +36,9 @@ def main(argv=None):
     out, t0 = Path(a.out), time.time()
     base = CompareConfig(profile=a.profile, methods=a.methods, num_train_epochs=a.epochs, evals_per_epoch=a.evals_per_epoch,
                          max_steps=a.max_steps, out=str(out))
-    if (out/"selection.csv").exists(): sel = pd.read_csv(out/"selection.csv")
-    else:
-        sel = select_learning_rates(base, rate_grid(base), out=out/"select")
-        out.mkdir(parents=True, exist_ok=True); sel.to_csv(out/"selection.csv", index=False)
+    tried = pd.read_csv(out/"selection.csv") if (out/"selection.csv").exists() else None
+    sel = select_learning_rates(base, rate_grid(base), out=out/"select", tried=tried)   # the grid, then past its edges
+    out.mkdir(parents=True, exist_ok=True); sel.to_csv(out/"selection.csv", index=False)
     rates = best_rates(sel)
     print("selected:", rates, flush=True)
     cfg = replace(base, learning_rates=rates)
@@ -52,15 +52,15 @@ def main(argv=None):
     runs = pd.concat(frames, ignore_index=True)
     runs.to_csv(out/"seeds.csv", index=False)
     table = seed_table(runs)
-    sel = sel.assign(times=sel.groupby("method").cumcount().map(dict(enumerate(["×1/3", "×1", "×3"]))),
-                     cell=[f"{r:.2g}: {100 * x:.1f}%" for r, x in zip(sel.learning_rate, sel.selection_accuracy)])
-    grid = sel.pivot(index="method", columns="times", values="cell")[["×1/3", "×1", "×3"]]
+    grid = "\n".join(f"- {m}: " + ", ".join(f"{r:.2g} → {100 * x:.1f}%" + (" (chosen)" if r == rates[m] else "")
+                                            for r, x in zip(g.learning_rate, g.selection_accuracy))
+                     for m, g in sel.sort_values(["method", "learning_rate"]).groupby("method", sort=False))
     lead = {c: leader(runs, c, higher=(c == "accuracy")) for c in ("accuracy", "time_to_target_s", "peak_mem_mb")}
     cmd = "python bench/compare_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:])
     (out/"seeds.md").write_text(
         f"# Method comparison over {len(a.seeds)} seeds ({a.profile} profile)\n\nCommand: `{cmd.strip()}`\n\n"
         f"Config: `{json.dumps(asdict(cfg))}`\n\nSelected rates (selection split, never the dev set): `{json.dumps(rates)}`\n\n"
-        f"Selection accuracy by rate:\n\n{grid.to_string()}\n\nDev set, mean±sd over seeds {a.seeds}:\n\n{table.to_string()}\n\n"
+        f"Selection accuracy by rate:\n\n{grid}\n\nDev set, mean±sd over seeds {a.seeds}:\n\n{table.to_string()}\n\n"
         f"Best beyond the spread (None: no method): `{json.dumps(lead)}`\n\n"
         f"Wall time {time.time() - t0:.0f} s; load average at the end {os.getloadavg()[0]:.1f}\n")
     print((out/"seeds.md").read_text())

@@ -26,6 +26,7 @@ TRIM = "*_`("   # bold, italics, code and an opening parenthesis around a number
 @functools.cache
 def rows(path:str)->list[dict]:
     "The rows of a CSV under the repository root"
+    if not (ROOT/path).exists(): raise LookupError(f"{path} is missing: run the command that writes it")
     with open(ROOT/path, newline="") as f: return list(csv.DictReader(f))
 
 def row(path:str, **where)->dict:
@@ -53,15 +54,57 @@ def output(stem:str, pattern:str)->str:
     if not m: raise LookupError(f"nbs/{stem}.ipynb: no stored output matches {pattern!r}: re-store it")
     return m.group(1)
 
+def sci(x)->str:
+    "A learning rate as code writes it: 0.00015 -> '1.5e-4', 0.03 -> '3e-2'"
+    m, e = f"{float(x):.1e}".split("e")
+    return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
 def pct(x, nd:int=1)->str: return f"{100 * float(x):.{nd}f}%"
 def times(x, nd:int=1)->str: return f"{float(x):.{nd}f}×"
 
 
 # --- the claims --------------------------------------------------------------------------------------------------------
 CMP, LORA, PT = "bench/results/compare_cpu/compare.csv", "bench/results/lora_cpu.csv", "bench/results/prompt_tuning_cpu.csv"
+TUTORIAL, FREEZE, LLRD = "tutorial: pad 512, batch 8, warmup_steps=500, 20 steps", "freeze embeddings + layers 0-2, lr 1e-4", "LLRD 0.9, head lr 1e-4"
+def STORE_TIMES(): return json.loads((ROOT/"docs"/"store_times.json").read_text())
 CMP_MD, ISSUE2 = "bench/results/compare_cpu/compare.md", "bench/results/issue2_cpu.csv"
 def cmp(method, col): return row(CMP, method=method)[col]
+SEEDS, SELECTION = "bench/results/compare_seeds_cpu/seeds.csv", "bench/results/compare_seeds_cpu/selection.csv"
+SEED_METHODS = ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")
+def seed_rows(m): return [r for r in rows(SEEDS) if r["method"] == m]
+def seed_values(m, col, keep_nan=False):
+    vals = [float(r[col]) if r[col] not in ("", "nan") else float("nan") for r in seed_rows(m)]
+    return vals if keep_nan else [v for v in vals if v == v]
+def mean_sd(x, scale, nd, unit):
+    from ft_course.seeds import mean_sd as ms
+    return ms(x, scale, nd, unit)
 def lora(config, col="dev_accuracy"): return row(LORA, config=config)[col]
+# for the block "notebooks 00-10b" at the end of CLAIMS
+GPU, MEMV = "bench/results/gpu_NVIDIA_H200.csv", "bench/results/memory_validation.csv"
+PLAYS, PLAYS_MD = "bench/results/compare_plays_cpu/compare.csv", "bench/results/compare_plays_cpu/compare.md"
+def groups(stem, pattern):
+    "All groups of the first match of `pattern` in the stored outputs of nbs/<stem>.ipynb"
+    m = re.search(pattern, outputs(stem))
+    if not m: raise LookupError(f"nbs/{stem}.ipynb: no stored output matches {pattern!r}: re-store it")
+    return m.groups()
+def md_rows(path:str)->list[dict]:
+    "The rows of the first pipe table of a markdown file under the repository root"
+    lines = [l.strip().strip("|").split("|") for l in (ROOT/path).read_text().splitlines() if l.startswith("|")]
+    return [dict(zip([c.strip() for c in lines[0]], [c.strip() for c in l])) for l in lines[2:]]
+def half_up(s, nd=1):
+    from decimal import Decimal, ROUND_HALF_UP
+    return str(Decimal(s).quantize(Decimal(1).scaleb(-nd), ROUND_HALF_UP))
+def minus(s): return s.replace("-", "\u2212")   # the prose's minus sign
+def gpu(name, col): return row(GPU, name=name)[col]
+def kilo(x): return f"{float(x) / 1000:.1f}k"
+def memv(name, col="error_pct"): return float(row(MEMV, name=name)[col])
+def abs_range(names, fmt): return fmt % (min(abs(memv(n)) for n in names), max(abs(memv(n)) for n in names))
+def plays(m, col): return row(PLAYS, method=m)[col]
+def pack(model, packing):
+    "The row of bench/results/sft_packing.md for a model and a packing mode (the start of their names)"
+    hits = [r for r in md_rows("bench/results/sft_packing.md") if r["model"].startswith(model) and r["packing"].startswith(packing)]
+    if len(hits) != 1: raise LookupError(f"bench/results/sft_packing.md: {len(hits)} rows for {model!r}, {packing!r}")
+    return hits[0]
+def store_minutes(n): return "%.0f" % (STORE_TIMES()[n]["seconds"] / 60)
 
 CLAIMS = {
     # the comparison run (bench/results/compare_cpu): `ft-course compare --profile cpu ...`, command in its compare.md
@@ -74,10 +117,8 @@ CLAIMS = {
     "naive_accuracy": lambda: pct(cmp("naive", "accuracy")),
     **{f"cmp_{m}_accuracy": (lambda m=m: pct(cmp(m, "accuracy")))
        for m in ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")},
-    **{f"cmp_{m}_peak_gb": (lambda m=m: f"{float(cmp(m, 'peak_mem_mb')) / 1000:.2f}")
-       for m in ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")},
-    **{f"cmp_{m}_time_to_target": (lambda m=m: f"{float(cmp(m, 'time_to_target_s')):.0f}")
-       for m in ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")},
+    **{f"cmp_{m}_peak_gb": (lambda m=m: f"{float(cmp(m, 'peak_mem_mb')) / 1000:.2f}") for m in ("full", "freeze", "lora", "qlora")},
+    "cmp_full_time_to_target": lambda: f"{float(cmp('full', 'time_to_target_s')):.0f}",
     "cmp_load_range": lambda: "%.1f-%.1f" % (min(float(r["load_avg_1min"]) for r in rows(CMP)), max(float(r["load_avg_1min"]) for r in rows(CMP))),
     "cmp_start_mb": lambda: "%.0f" % round(np.mean([float(r["start_mem_mb"]) for r in rows(CMP)]), -1),
     "cmp_lora_saving_gb": lambda: "%.1f" % ((float(cmp("full", "peak_mem_mb")) - float(cmp("lora", "peak_mem_mb"))) / 1000),
@@ -87,6 +128,16 @@ CLAIMS = {
     "cmp_full_saved_mb": lambda: "%.0f" % float(cmp("full", "saved_mb")),
     "cmp_naive_steps": lambda: "%d" % int(float(cmp("naive", "steps"))),
     "cmp_time_to_target_ratio": lambda: times(summary(CMP_MD)["time_to_target_ratio"]),
+    # the comparison over three seeds at rates chosen on a selection split (notebook 10c, bench/results/compare_seeds_cpu)
+    **{f"seed_{m}_{k}": (lambda m=m, c=c, f=f: mean_sd(seed_values(m, c), *f)) for m in SEED_METHODS
+       for k, c, f in (("accuracy", "accuracy", (100, 1, "%")), ("peak_gb", "peak_mem_mb", (1e-3, 2, "")),
+                       ("time_to_target", "time_to_target_s", (1, 0, "")), ("ms", "ms_per_step", (1, 0, "")))},
+    **{f"seed_{m}_reached": (lambda m=m: "%d/%d" % (sum(v == v for v in seed_values(m, "time_to_target_s", keep_nan=True)),
+                                                    len(seed_values(m, "time_to_target_s", keep_nan=True)))) for m in SEED_METHODS},
+    **{f"seed_{m}_rate": (lambda m=m: sci(seed_rows(m)[0]["learning_rate"])) for m in SEED_METHODS},
+    **{f"seed_prompt_tuning_s{k}": (lambda k=k: pct(next(r["accuracy"] for r in seed_rows("prompt_tuning") if r["seed"] == str(k))))
+       for k in (42, 1, 2)},
+    "sel_full_best": lambda: pct(max(float(r["selection_accuracy"]) for r in rows(SELECTION) if r["method"] == "full")),
     # LoRA sweep (bench/results/lora_cpu.md)
     **{f"lora_{c}": (lambda c=c: pct(lora(c))) for c in ("r1", "r4", "r8", "r16", "r64", "r8_all", "r8_lr5e-4",
                                                           "r8_lr1e-3", "r8_head_only")},
@@ -102,6 +153,22 @@ CLAIMS = {
     "issue2_full_accuracy": lambda: pct(row(ISSUE2, name="full FT, course recipe")["dev_accuracy"]),
     "issue2_full_1e-4_accuracy": lambda: pct(row(ISSUE2, name="full FT, lr 1e-4")["dev_accuracy"]),
     "issue2_llrd_accuracy": lambda: pct(row(ISSUE2, name="LLRD 0.9, head lr 1e-4")["dev_accuracy"]),
+    "issue2_load_range": lambda: "%.1f-%.1f" % (min(float(r["load_avg_1m"]) for r in rows(ISSUE2)), max(float(r["load_avg_1m"]) for r in rows(ISSUE2))),
+    "issue2_llrd_5e-5_accuracy": lambda: pct(row(ISSUE2, name="LLRD 0.9, head lr 5e-5")["dev_accuracy"]),
+    "issue2_freeze_accuracy": lambda: pct(row(ISSUE2, name=FREEZE)["dev_accuracy"]),
+    "issue2_freeze_frozen_share": lambda: "%.0f%%" % (100 * (1 - float(row(ISSUE2, name=FREEZE)["trainable_params"]) / float(row(ISSUE2, name=FREEZE)["total_params"]))),
+    **{f"issue2_{k}_rss_gb": (lambda n=n: "%.2f" % (float(row(ISSUE2, name=n)["peak_rss_mb"]) / 1000)) for k, n in (("freeze", FREEZE), ("llrd", LLRD))},
+    **{f"issue2_{k}_ms": (lambda n=n: "%.0f" % float(row(ISSUE2, name=n)["ms_per_step"])) for k, n in (("freeze", FREEZE), ("llrd", LLRD))},
+    "issue2_full_4000_accuracy": lambda: pct(row(ISSUE2, name="full FT, lr 1e-4, 4,000 rows")["dev_accuracy"]),
+    "issue2_full_rss_gb": lambda: "%.2f" % (float(row(ISSUE2, name="full FT, course recipe")["peak_rss_mb"]) / 1000),
+    "issue2_full_examples_per_s": lambda: "%.0f" % float(row(ISSUE2, name="full FT, course recipe")["examples_per_s"]),
+    **{f"issue2_tutorial_{k}": (lambda c=c, f=f: f(row(ISSUE2, name=TUTORIAL)[c])) for k, c, f in (
+        ("accuracy", "dev_accuracy", pct), ("peak_lr", "peak_lr_logged", lambda x: "%.1e" % float(x)),
+        ("loss", "last_loss", lambda x: "%.3f" % float(x)), ("examples_per_s", "examples_per_s", lambda x: "%.2f" % float(x)),
+        ("rss_gb", "peak_rss_mb", lambda x: "%.2f" % (float(x) / 1000)))},
+    # how long the stored outputs took (docs/store_times.json, written by docs/store_outputs.py)
+    **{f"store_{n[:2]}_minutes": (lambda n=n: "%.0f" % (STORE_TIMES()[n]["seconds"] / 60)) for n in ("02_full_finetune",)},
+    **{f"store_{n[:2]}_seconds": (lambda n=n: "%d" % STORE_TIMES()[n]["seconds"]) for n in ("02_full_finetune", "03_llrd")},
     # 03: the stored cpu run of full fine-tuning, LLRD and freezing (4,000 rows, two epochs)
     **{f"llrd_stored_{k}": (lambda r=r: pct(output("03_llrd", r + r"\s+\d+\s+[\d.]+\s+(0\.\d+)")))
        for k, r in (("full", "full fine-tuning"), ("llrd", "LLRD 0.8"), ("freeze", r"freeze embeddings \+ layer 0"))},
@@ -114,6 +181,78 @@ CLAIMS = {
     "pt_1ep_accuracy": lambda: pct(row(PT, name="sweep lr=0.03")["accuracy"]),
     "pt_3ep_accuracy": lambda: pct(row(PT, name="best lr=0.03, 3 epochs")["accuracy"]),
     "pt_gap_points": lambda: f"{100 * (float(row(ISSUE2, name='full FT, course recipe')['dev_accuracy']) - float(row(PT, name='best lr=0.03, 3 epochs')['accuracy'])):.1f}",
+    # --- notebooks 00, 04-08, 10, 10b: numbers tied in a later pass -------------------------------------------------------
+    # how long the stored outputs took (docs/store_times.json)
+    **{f"store_{n[:2]}_minutes": (lambda n=n: store_minutes(n)) for n in ("04_lora", "05_qlora", "06_prompt_tuning", "08_monitoring")},
+    # 00: the dequantised SmolLM2 folder
+    "setup_smollm2_mib": lambda: output("00_setup", r"smollm2-135m-instruct (\d+) MiB on disk"),
+    # 04: the LoRA sweep (bench/results/lora_cpu.csv) and the stored run
+    "lora_nb_qv_rss_range": lambda: "%.2f–%.2f" % (min(float(r["peak_rss_mb"]) for r in rows(LORA) if r["target_modules"] == "query+value") / 1000,
+                                                        max(float(r["peak_rss_mb"]) for r in rows(LORA) if r["target_modules"] == "query+value") / 1000),
+    "lora_r8_all_rss_gb": lambda: "%.2f" % (float(lora("r8_all", "peak_rss_mb")) / 1000),
+    **{f"lora_{c}_adapter_mb": (lambda c=c: "%.2f" % float(lora(c, "adapter_mb"))) for c in ("r8", "r8_head_only", "r64")},
+    **{f"lora_{c}_trainable_pct": (lambda c=c, nd=nd: pct(float(lora(c, "trainable_pct")) / 100, nd)) for c, nd in (("r1", 2), ("r64", 2), ("r8_all", 1))},
+    "lora_nb_model_mb": lambda: "%.1f" % float(output("04_lora", r"full model ([\d.]+) MB")),
+    # 05: double quantisation's largest change of an absmax (printed by the notebook)
+    "qlora_dq_absmax_error": lambda: output("05_qlora", r"relative absmax error from double quantisation: ([\d.]+%)"),
+    # 06: prompt tuning (bench/results/prompt_tuning_cpu.csv; the stored run) against the stored full fine-tuning run of 02
+    "pt_trainable_pct": lambda: pct(float(row(PT, name="sweep lr=0.03")["trainable_pct"]) / 100, 3),
+    "pt_pooler_trainable_pct": lambda: pct(float(row(PT, name="+ pooler lr=0.03")["trainable_pct"]) / 100),
+    "pt_stored_accuracy": lambda: output("06_prompt_tuning", r"; dev accuracy (\d+\.\d%)"),
+    "pt_stored_s_per_step": lambda: "%.1f" % (lambda n, s: float(s) / int(n))(*groups("06_prompt_tuning", r"(\d+) steps in ([\d.]+) s; trainable")),
+    "full_stored_s_per_step": lambda: "%.1f" % (int(output("02_full_finetune", r"(\d+) ms/step")) / 1000),
+    # 07: packing vs padding (bench/results/sft_packing.md)
+    "sft_pack_padding": lambda: pack("tiny", "no")["padding fraction"],
+    "sft_pack_bfd_padding": lambda: pack("tiny", "bfd")["padding fraction"],
+    "sft_pack_removed": lambda: "%.0f%%" % float(pack("tiny", "no")["padding fraction"].rstrip("%")),
+    # 08: the stored overfitting run (its table of evaluations, and the line printed when it stopped)
+    **{f"mon_{k}": (lambda s=s, i=i, f=f: f(groups("08_monitoring", rf"\n{s}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")[i]))
+       for k, s, i, f in (("best_loss", 20, 0, lambda x: "%.3f" % float(x)), ("best_accuracy", 20, 1, pct),
+                          ("last_loss", 32, 0, lambda x: "%.3f" % float(x)), ("last_accuracy", 32, 1, pct),
+                          ("first_train_loss", 4, 2, lambda x: "%.2f" % float(x)), ("last_train_loss", 32, 2, lambda x: "%.3f" % float(x)))},
+    "mon_stopped_s": lambda: "%.0f" % float(output("08_monitoring", r"stopped at step \d+ of \d+ in ([\d.]+) s")),
+    # 10: the estimator's checks (stored outputs), the CPU validation (bench/results/memory_validation.csv), the H200 run
+    "mem_autograd_worst": lambda: "%.1f%%" % max(abs(float(x)) for x in re.findall(r"'(?:full|freeze|lora|prompt_tuning|bert full)': '([-+][\d.]+)%'", outputs("10_memory"))),
+    "mem_val_mae": lambda: "%.1f%%" % np.mean([abs(float(r["error_pct"])) for r in rows(MEMV)]),
+    "mem_val_worst": lambda: "%.0f%%" % max(abs(float(r["error_pct"])) for r in rows(MEMV)),
+    "mem_val_within10": lambda: "%d" % sum(abs(float(r["error_pct"])) <= 10 for r in rows(MEMV)),
+    **{f"mem_val_{k}": (lambda n=n, f=f: minus(f % memv(n))) for k, n, f in (
+        ("qlora_l", "L_qlora_r8_all", "%.0f%%"), ("adamw8bit", "L_full_adamw8bit", "%.0f%%"), ("ckpt", "L_full_ckpt_b8_s256", "%.1f%%"))},
+    "mem_val_qlora_m": lambda: "%.0f%%" % abs(memv("M_qlora_r8_all")),
+    "mem_val_qlora_missing_mib": lambda: "%.0f" % round(memv("L_qlora_r8_all", "measured_mib") - memv("L_qlora_r8_all", "predicted_mib"), -1),
+    "mem_val_small_range": lambda: abs_range(("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20"), "%.0f–%.0f%%"),
+    "mem_val_small_mib": lambda: "%.0f–%.0f" % (min(memv(n, "measured_mib") for n in ("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20")),
+                                                      max(memv(n, "measured_mib") for n in ("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20"))),
+    "mem_val_large_range": lambda: abs_range(("L_full_b8_s256", "L_lora_r16_all_b8_s256"), "%.1f–%.1f%%"),
+    "mem_qwen_b16_logits_gib": lambda: "%.1f" % float(output("10_memory", r"logits ([\d.]+), overhead [\d.]+ GiB\) exceeds the device's 15")),
+    "mem_qwen_b16_total_gib": lambda: output("10_memory", r"Qwen2.5-0.5B, lora, batch 16 x 512 tokens, fp16: estimated peak ([\d.]+) GiB"),
+    "mem_8b_b4_logits_gib": lambda: "%.0f" % float(output("10_memory", r"logits ([\d.]+), overhead [\d.]+ GiB\) exceeds the device's 80")),
+    **{f"gpu_{k}_gib": (lambda n=n, f=f: f % float(gpu(n, "measured_gib"))) for k, n, f in (
+        ("qwen7b_qlora", "qwen7b_qlora_ckpt_b1x512", "%.2f"), ("llama8b_qlora", "llama8b_qlora_ckpt_b4x1024", "%.2f"),
+        ("t4_recipe", "05 qlora 7B cells (T4 recipe)", "%.1f"))},
+    "gpu_qwen05b_b8_under": lambda: "%.1f-%.1f%%" % (min(abs(float(gpu(n, "error_pct"))) for n in ("qwen05b_full_b8x512", "qwen05b_lora_b8x512", "qwen05b_qlora_ckpt_b8x512")),
+                                                      max(abs(float(gpu(n, "error_pct"))) for n in ("qwen05b_full_b8x512", "qwen05b_lora_b8x512", "qwen05b_qlora_ckpt_b8x512"))),
+    **{f"gpu_{k}_k": (lambda n=n: kilo(gpu(n, "tokens_per_s"))) for k, n in (
+        ("full_default", "full default b8"), ("full_default_run2", "full default b8 (run 2)"), ("full_liger_b32", "full liger b32"),
+        ("full_compile_b32", "full compile b32 (run 2)"), ("lora_default", "lora default b8 (run 2)"), ("lora_liger_b32", "lora liger dropout0 b32"),
+        ("lora_liger_b64", "lora liger dropout0 b64"), ("full_liger_ckpt_b32", "full liger ckpt b32"), ("qlora_best", "qlora liger dropout0 b32"))},
+    **{f"gpu_{k}_mfu": (lambda n=n: "%.1f%%" % float(gpu(n, "mfu_pct"))) for k, n in (
+        ("full_default", "full default b8"), ("full_liger_b32", "full liger b32"), ("full_compile_b32", "full compile b32 (run 2)"))},
+    **{f"gpu_{k}_peak_gib": (lambda n=n: half_up(gpu(n, "peak_gib"))) for k, n in (
+        ("full_liger_b32", "full liger b32"), ("full_compile_b32", "full compile b32 (run 2)"), ("lora_liger_b64", "lora liger dropout0 b64"),
+        ("full_liger_ckpt_b32", "full liger ckpt b32"))},
+    **{f"gpu_{k}_speedup": (lambda n=n: times(float(gpu(n, "tokens_per_s")) / float(gpu("lora default b8 (run 2)", "tokens_per_s")), 2))
+       for k, n in (("lora_liger_b32", "lora liger dropout0 b32"), ("lora_liger_b64", "lora liger dropout0 b64"))},
+    "gpu_ckpt_slowdown": lambda: "%.0f%%" % (100 * (1 - float(gpu("full liger ckpt b32", "tokens_per_s")) / float(gpu("full liger b32", "tokens_per_s")))),
+    # 10b: the comparison on the Shakespeare plays (bench/results/compare_plays_cpu) and the stored run
+    "plays_majority": lambda: pct(summary(PLAYS_MD)["majority_accuracy"]),
+    "plays_target": lambda: pct(summary(PLAYS_MD)["target_accuracy"]),
+    **{f"plays_{m}_accuracy": (lambda m=m: pct(plays(m, "accuracy"))) for m in ("full", "llrd", "freeze", "lora", "qlora")},
+    "plays_stored_accuracy": lambda: pct(output("10b_own_data", r"validation accuracy (0\.\d+)")),
+    **{f"plays_{m}_saved_mb": (lambda m=m, f=f: f % float(plays(m, "saved_mb"))) for m, f in (("lora", "%.1f"), ("prompt_tuning", "%.2f"), ("full", "%.0f"))},
+    "plays_full_peak_gb": lambda: "%.2f" % (float(plays("full", "peak_mem_mb")) / 1000),
+    "plays_full_predicted_gb": lambda: "%.2f" % (float(plays("full", "predicted_peak_mb")) / 1000),
+    "plays_full_predicted_miss": lambda: "%.0f%%" % (100 * (1 - float(plays("full", "predicted_peak_mb")) / float(plays("full", "peak_mem_mb")))),
 }
 
 

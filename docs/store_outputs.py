@@ -65,11 +65,22 @@ def tidy_outputs(path:Path)->int:
     return changed
 
 
+TIMES = ROOT/"docs"/"store_times.json"   # how long each notebook took to store: the "What it costs" claims read it
+
+def record_time(name:str, secs:float, path:Path=TIMES)->dict:
+    "Add this store's wall time, profile, date and load average to `path`; return the whole record"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[name] = dict(profile=STORED_PROFILE[name], seconds=round(secs), date=time.strftime("%Y-%m-%d"),
+                       load_avg_1min=round(os.getloadavg()[0], 1))
+    path.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+    return times
+
+
 if __name__ == "__main__":
     names = sys.argv[1:] or list(STORED_PROFILE)
     unknown = [n for n in names if n not in STORED_PROFILE]
     if unknown: sys.exit(f"unknown notebook(s) {unknown}: use names from {list(STORED_PROFILE)}")
     for n in names:
-        secs = store(n)
+        secs = store(n); record_time(n, secs)
         print(f"{n}: {STORED_PROFILE[n]} profile, {secs:.0f} s, {tidy_outputs(ROOT/'nbs'/f'{n}.ipynb')} outputs tidied", flush=True)
     subprocess.run(["nbdev-clean"], cwd=ROOT, check=True)

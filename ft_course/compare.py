@@ -79,7 +79,7 @@ def _lora_config(model, cfg:MethodConfig):
                       target_modules=targets, modules_to_save=_present(model, cfg.modules_to_save))
 
 # %% ../nbs/10a_compare.ipynb #b3f7bb84
-@register_method(MethodConfig("full", 5e-5, source="BERT's 2e-5..5e-5 (Devlin et al. 2019); 78.0% dev after 1 epoch on MiniLM (02_full_finetune)"))
+@register_method(MethodConfig("full", 5e-5, source="BERT's 2e-5..5e-5 (Devlin et al. 2019); for 63 steps 10c's selection split chose 1.5e-4"))
 @register_method(MethodConfig("naive", 5e-5, warmup_steps=500, per_device_train_batch_size=16, pad_to_max_length=True, fp32=True,
                               memory_method="full", source="the Trainer example in the transformers docs: batch 16, default lr 5e-5, "
                               "warmup_steps=500, padding='max_length'"))
@@ -88,14 +88,14 @@ def build_full(profile, cfg, labels):
     return load_classifier(profile, labels)[0], None
 
 @register_method(MethodConfig("llrd", 1e-4, layer_decay=0.9, source="Sun et al. 2019 (decay 0.95 on BERT-base); head lr 1e-4, "
-                              "decay 0.9: 78.7% (bench/results/issue2_cpu.md)"))
+                              "decay 0.9 (03_llrd); for 63 steps 10c's selection split chose 3e-4"))
 def build_llrd(profile, cfg, labels):
     "Every weight trains, AdamW groups with `lr * layer_decay ** depth` (03_llrd)"
     model = load_classifier(profile, labels)[0]
     return model, llrd_optimizer(model, LLRDConfig(cfg.lr(profile), cfg.layer_decay))
 
-@register_method(MethodConfig("freeze", 1e-4, frozen_fraction=0.5, source="embeddings + layers 0-2 of 6 frozen, lr 1e-4: 78.3% "
-                              "(bench/results/issue2_cpu.md)"))
+@register_method(MethodConfig("freeze", 1e-4, frozen_fraction=0.5, source="embeddings + layers 0-2 of 6 frozen, lr 1e-4 (03_llrd); "
+                              "for 63 steps 10c's selection split chose 3e-4"))
 def build_freeze(profile, cfg, labels):
     "Embeddings and the lowest `frozen_fraction` of the layers frozen (03_llrd)"
     model = load_classifier(profile, labels)[0]
@@ -103,8 +103,8 @@ def build_freeze(profile, cfg, labels):
     return model, None
 
 # %% ../nbs/10a_compare.ipynb #f4a4156e
-@register_method(MethodConfig("lora", 1e-3, source="Hu et al. 2021; lr 1e-3 beat 5e-4 (75.8% vs 73.1%), pooler in modules_to_save "
-                              "(bench/results/lora_cpu.md)"))
+@register_method(MethodConfig("lora", 1e-3, source="Hu et al. 2021; 1e-3 with the pooler in modules_to_save "
+                              "(04_lora); for 63 steps 10c's selection split chose 3e-3"))
 def build_lora(profile, cfg, labels):
     "peft LoRA on the attention query/value, head and pooler trained in full (04_lora)"
     from peft import get_peft_model
@@ -125,7 +125,7 @@ def build_qlora(profile, cfg, labels):
 PROMPT_INIT = {tuple(SENTIMENT_LABELS): "Classify if the sentiment of this review is positive or negative"}   # other tasks: their classes
 
 @register_method(MethodConfig("prompt_tuning", 3e-2, modules_to_save=["classifier"], source="Lester et al. 2021 use 0.3 with "
-                              "Adafactor; 3e-2 with AdamW (06_prompt_tuning)"))
+                              "Adafactor; 3e-2 with AdamW (06_prompt_tuning), kept by 10c's selection split"))
 def build_prompt_tuning(profile, cfg, labels):
     "20 soft-prompt vectors initialised from a sentence about the task (`PROMPT_INIT`, else naming the classes), plus the classifier (06_prompt_tuning)"
     from peft import PromptTuningConfig, get_peft_model

@@ -219,3 +219,14 @@ def test_sidebar_shows_the_map_numbers():
     entries = [site_build.numbered_entry(p) for p in NOTEBOOKS if p.stem != 'index']
     assert all(re.match(r'\d\d[a-z]? · [^<>`]+ <\w+>$', e) for e in entries), entries
     assert site_build.numbered_entry(ROOT/'nbs'/'02_full_finetune.ipynb') == '02 · Full fine-tuning with Trainer <02_full_finetune>'
+
+
+def test_store_times_are_recorded(tmp_path):
+    "docs/store_outputs.py keeps each notebook's store time, which the 'What it costs' claims read"
+    path = tmp_path/'times.json'
+    store_outputs.record_time('02_full_finetune', 296.6, path)
+    got = store_outputs.record_time('10a_compare', 51.2, path)
+    assert got['02_full_finetune']['seconds'] == 297 and got['10a_compare']['profile'] == 'tiny'
+    assert json.loads(path.read_text()) == got
+    stored = json.loads(store_outputs.TIMES.read_text())
+    assert set(stored) <= set(store_outputs.STORED_PROFILE) and all(v['seconds'] > 0 for v in stored.values())
