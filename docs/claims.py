@@ -48,11 +48,20 @@ def outputs(stem:str)->str:
     return "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
                      for c in nb["cells"] for o in c.get("outputs", []))
 
-def output(stem:str, pattern:str)->str:
-    "Group 1 of the first match of `pattern` in the stored outputs of nbs/<stem>.ipynb"
+def groups(stem:str, pattern:str)->tuple:
+    "All groups of the first match of `pattern` in the stored outputs of nbs/<stem>.ipynb"
     m = re.search(pattern, outputs(stem))
     if not m: raise LookupError(f"nbs/{stem}.ipynb: no stored output matches {pattern!r}: re-store it")
-    return m.group(1)
+    return m.groups()
+
+def output(stem:str, pattern:str)->str:
+    "Group 1 of the first match of `pattern` in the stored outputs of nbs/<stem>.ipynb"
+    return groups(stem, pattern)[0]
+
+def span(values, fmt:str)->str:
+    "`fmt % (min, max)` of `values`, e.g. a load-average range '2.1-3.6'"
+    values = list(values)
+    return fmt % (min(values), max(values))
 
 def sci(x)->str:
     "A learning rate as code writes it: 0.00015 -> '1.5e-4', 0.03 -> '3e-2'"
@@ -81,11 +90,6 @@ def lora(config, col="dev_accuracy"): return row(LORA, config=config)[col]
 # for the block "notebooks 00-10b" at the end of CLAIMS
 GPU, MEMV = "bench/results/gpu_NVIDIA_H200.csv", "bench/results/memory_validation.csv"
 PLAYS, PLAYS_MD = "bench/results/compare_plays_cpu/compare.csv", "bench/results/compare_plays_cpu/compare.md"
-def groups(stem, pattern):
-    "All groups of the first match of `pattern` in the stored outputs of nbs/<stem>.ipynb"
-    m = re.search(pattern, outputs(stem))
-    if not m: raise LookupError(f"nbs/{stem}.ipynb: no stored output matches {pattern!r}: re-store it")
-    return m.groups()
 def md_rows(path:str)->list[dict]:
     "The rows of the first pipe table of a markdown file under the repository root"
     lines = [l.strip().strip("|").split("|") for l in (ROOT/path).read_text().splitlines() if l.startswith("|")]
@@ -97,7 +101,7 @@ def minus(s): return s.replace("-", "\u2212")   # the prose's minus sign
 def gpu(name, col): return row(GPU, name=name)[col]
 def kilo(x): return f"{float(x) / 1000:.1f}k"
 def memv(name, col="error_pct"): return float(row(MEMV, name=name)[col])
-def abs_range(names, fmt): return fmt % (min(abs(memv(n)) for n in names), max(abs(memv(n)) for n in names))
+def abs_range(names, fmt): return span((abs(memv(n)) for n in names), fmt)
 def plays(m, col): return row(PLAYS, method=m)[col]
 def pack(model, packing):
     "The row of bench/results/sft_packing.md for a model and a packing mode (the start of their names)"
@@ -119,7 +123,7 @@ CLAIMS = {
        for m in ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")},
     **{f"cmp_{m}_peak_gb": (lambda m=m: f"{float(cmp(m, 'peak_mem_mb')) / 1000:.2f}") for m in ("full", "freeze", "lora", "qlora")},
     "cmp_full_time_to_target": lambda: f"{float(cmp('full', 'time_to_target_s')):.0f}",
-    "cmp_load_range": lambda: "%.1f-%.1f" % (min(float(r["load_avg_1min"]) for r in rows(CMP)), max(float(r["load_avg_1min"]) for r in rows(CMP))),
+    "cmp_load_range": lambda: span((float(r["load_avg_1min"]) for r in rows(CMP)), "%.1f-%.1f"),
     "cmp_start_mb": lambda: "%.0f" % round(np.mean([float(r["start_mem_mb"]) for r in rows(CMP)]), -1),
     "cmp_lora_saving_gb": lambda: "%.1f" % ((float(cmp("full", "peak_mem_mb")) - float(cmp("lora", "peak_mem_mb"))) / 1000),
     **{f"cmp_{m}_s_per_step": (lambda m=m: "%.1f" % (float(cmp(m, "ms_per_step")) / 1000)) for m in ("lora", "qlora")},
@@ -153,7 +157,7 @@ CLAIMS = {
     "issue2_full_accuracy": lambda: pct(row(ISSUE2, name="full FT, course recipe")["dev_accuracy"]),
     "issue2_full_1e-4_accuracy": lambda: pct(row(ISSUE2, name="full FT, lr 1e-4")["dev_accuracy"]),
     "issue2_llrd_accuracy": lambda: pct(row(ISSUE2, name="LLRD 0.9, head lr 1e-4")["dev_accuracy"]),
-    "issue2_load_range": lambda: "%.1f-%.1f" % (min(float(r["load_avg_1m"]) for r in rows(ISSUE2)), max(float(r["load_avg_1m"]) for r in rows(ISSUE2))),
+    "issue2_load_range": lambda: span((float(r["load_avg_1m"]) for r in rows(ISSUE2)), "%.1f-%.1f"),
     "issue2_llrd_5e-5_accuracy": lambda: pct(row(ISSUE2, name="LLRD 0.9, head lr 5e-5")["dev_accuracy"]),
     "issue2_freeze_accuracy": lambda: pct(row(ISSUE2, name=FREEZE)["dev_accuracy"]),
     "issue2_freeze_frozen_share": lambda: "%.0f%%" % (100 * (1 - float(row(ISSUE2, name=FREEZE)["trainable_params"]) / float(row(ISSUE2, name=FREEZE)["total_params"]))),
@@ -167,7 +171,6 @@ CLAIMS = {
         ("loss", "last_loss", lambda x: "%.3f" % float(x)), ("examples_per_s", "examples_per_s", lambda x: "%.2f" % float(x)),
         ("rss_gb", "peak_rss_mb", lambda x: "%.2f" % (float(x) / 1000)))},
     # how long the stored outputs took (docs/store_times.json, written by docs/store_outputs.py)
-    **{f"store_{n[:2]}_minutes": (lambda n=n: "%.0f" % (STORE_TIMES()[n]["seconds"] / 60)) for n in ("02_full_finetune",)},
     **{f"store_{n[:2]}_seconds": (lambda n=n: "%d" % STORE_TIMES()[n]["seconds"]) for n in ("02_full_finetune", "03_llrd")},
     # 03: the stored cpu run of full fine-tuning, LLRD and freezing (4,000 rows, two epochs)
     **{f"llrd_stored_{k}": (lambda r=r: pct(output("03_llrd", r + r"\s+\d+\s+[\d.]+\s+(0\.\d+)")))
@@ -183,12 +186,11 @@ CLAIMS = {
     "pt_gap_points": lambda: f"{100 * (float(row(ISSUE2, name='full FT, course recipe')['dev_accuracy']) - float(row(PT, name='best lr=0.03, 3 epochs')['accuracy'])):.1f}",
     # --- notebooks 00, 04-08, 10, 10b: numbers tied in a later pass -------------------------------------------------------
     # how long the stored outputs took (docs/store_times.json)
-    **{f"store_{n[:2]}_minutes": (lambda n=n: store_minutes(n)) for n in ("04_lora", "05_qlora", "06_prompt_tuning", "08_monitoring")},
+    **{f"store_{n[:2]}_minutes": (lambda n=n: store_minutes(n)) for n in ("02_full_finetune", "04_lora", "05_qlora", "06_prompt_tuning", "08_monitoring")},
     # 00: the dequantised SmolLM2 folder
     "setup_smollm2_mib": lambda: output("00_setup", r"smollm2-135m-instruct (\d+) MiB on disk"),
     # 04: the LoRA sweep (bench/results/lora_cpu.csv) and the stored run
-    "lora_nb_qv_rss_range": lambda: "%.2f–%.2f" % (min(float(r["peak_rss_mb"]) for r in rows(LORA) if r["target_modules"] == "query+value") / 1000,
-                                                        max(float(r["peak_rss_mb"]) for r in rows(LORA) if r["target_modules"] == "query+value") / 1000),
+    "lora_nb_qv_rss_range": lambda: span((float(r["peak_rss_mb"]) / 1000 for r in rows(LORA) if r["target_modules"] == "query+value"), "%.2f–%.2f"),
     "lora_r8_all_rss_gb": lambda: "%.2f" % (float(lora("r8_all", "peak_rss_mb")) / 1000),
     **{f"lora_{c}_adapter_mb": (lambda c=c: "%.2f" % float(lora(c, "adapter_mb"))) for c in ("r8", "r8_head_only", "r64")},
     **{f"lora_{c}_trainable_pct": (lambda c=c, nd=nd: pct(float(lora(c, "trainable_pct")) / 100, nd)) for c, nd in (("r1", 2), ("r64", 2), ("r8_all", 1))},
@@ -221,8 +223,7 @@ CLAIMS = {
     "mem_val_qlora_m": lambda: "%.0f%%" % abs(memv("M_qlora_r8_all")),
     "mem_val_qlora_missing_mib": lambda: "%.0f" % round(memv("L_qlora_r8_all", "measured_mib") - memv("L_qlora_r8_all", "predicted_mib"), -1),
     "mem_val_small_range": lambda: abs_range(("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20"), "%.0f–%.0f%%"),
-    "mem_val_small_mib": lambda: "%.0f–%.0f" % (min(memv(n, "measured_mib") for n in ("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20")),
-                                                      max(memv(n, "measured_mib") for n in ("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20"))),
+    "mem_val_small_mib": lambda: span((memv(n, "measured_mib") for n in ("L_full_sgd", "L_freeze4", "L_lora_r8_qv", "L_prompt_20")), "%.0f–%.0f"),
     "mem_val_large_range": lambda: abs_range(("L_full_b8_s256", "L_lora_r16_all_b8_s256"), "%.1f–%.1f%%"),
     "mem_qwen_b16_logits_gib": lambda: "%.1f" % float(output("10_memory", r"logits ([\d.]+), overhead [\d.]+ GiB\) exceeds the device's 15")),
     "mem_qwen_b16_total_gib": lambda: output("10_memory", r"Qwen2.5-0.5B, lora, batch 16 x 512 tokens, fp16: estimated peak ([\d.]+) GiB"),
@@ -230,8 +231,7 @@ CLAIMS = {
     **{f"gpu_{k}_gib": (lambda n=n, f=f: f % float(gpu(n, "measured_gib"))) for k, n, f in (
         ("qwen7b_qlora", "qwen7b_qlora_ckpt_b1x512", "%.2f"), ("llama8b_qlora", "llama8b_qlora_ckpt_b4x1024", "%.2f"),
         ("t4_recipe", "05 qlora 7B cells (T4 recipe)", "%.1f"))},
-    "gpu_qwen05b_b8_under": lambda: "%.1f-%.1f%%" % (min(abs(float(gpu(n, "error_pct"))) for n in ("qwen05b_full_b8x512", "qwen05b_lora_b8x512", "qwen05b_qlora_ckpt_b8x512")),
-                                                      max(abs(float(gpu(n, "error_pct"))) for n in ("qwen05b_full_b8x512", "qwen05b_lora_b8x512", "qwen05b_qlora_ckpt_b8x512"))),
+    "gpu_qwen05b_b8_under": lambda: span((abs(float(gpu(n, "error_pct"))) for n in ("qwen05b_full_b8x512", "qwen05b_lora_b8x512", "qwen05b_qlora_ckpt_b8x512")), "%.1f-%.1f%%"),
     **{f"gpu_{k}_k": (lambda n=n: kilo(gpu(n, "tokens_per_s"))) for k, n in (
         ("full_default", "full default b8"), ("full_default_run2", "full default b8 (run 2)"), ("full_liger_b32", "full liger b32"),
         ("full_compile_b32", "full compile b32 (run 2)"), ("lora_default", "lora default b8 (run 2)"), ("lora_liger_b32", "lora liger dropout0 b32"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import DatasetDict
-from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback
 
 from .setup import PROFILE_NAMES, Profile, get_profile, setup_env
 from .vocabulary import METHODS, PEFT_TASK_TYPES, head_modules
@@ -246,8 +246,7 @@ def _train(model, optimizer, args, data, tok, callbacks:list):
     "Train with `make_trainer`, quietly: the log dicts stay in `log_history`; return the trainer"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the naive recipe's warmup warning is the point; the table says it
-        trainer = make_trainer(model, args, data, tok, callbacks=callbacks, optimizers=(optimizer, None))
-        trainer.remove_callback(PrinterCallback)
+        trainer = make_trainer(model, args, data, tok, callbacks=callbacks, optimizers=(optimizer, None))   # quiet: disable_tqdm
         trainer.train()
     return trainer
 

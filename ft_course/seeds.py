@@ -15,8 +15,8 @@ import pandas as pd
 from .compare import METHOD_CONFIGS, CompareConfig, run_comparison
 
 # %% auto #0
-__all__ = ['SEED_COLUMNS', 'selection_split', 'rate_grid', 'best_rates', 'edge_rates', 'select_learning_rates', 'run_seeds',
-           'mean_sd', 'separated', 'seed_table', 'leader', 'plot_seeds']
+__all__ = ['FOLLOW', 'SEED_COLUMNS', 'selection_split', 'rate_grid', 'best_rates', 'edge_rates', 'select_learning_rates',
+           'run_seeds', 'mean_sd', 'separated', 'seed_table', 'leader', 'plot_seeds']
 
 # %% ../nbs/10c_seeds.ipynb #e9354405
 def selection_split(config:CompareConfig, # the comparison: its data, training rows and seed
@@ -37,12 +37,14 @@ def selection_split(config:CompareConfig, # the comparison: its data, training r
     return replace(config, data=str(folder), text_col="text", text_pair_col=pair, label_col="label", n_train=p.n_train, n_eval=k)
 
 # %% ../nbs/10c_seeds.ipynb #bb0d313c
+FOLLOW = {"qlora": "lora"}   # QLoRA trains LoRA's adapters on a 4-bit base: it takes LoRA's chosen rate, so the base is the only difference
+
 def rate_grid(config:CompareConfig, # the comparison (its profile's rates)
               factors:tuple=(1/3, 1, 3), # multiples of each method's registered rate to try
               follow:dict|None=None # {method: method whose chosen rate it takes}; None: qlora follows lora
              )->dict:
     "{method: rates to try}: each method's rate times `factors`, to 2 significant digits; followers and the naive recipe are not swept"
-    follow = {"qlora": "lora"} if follow is None else follow
+    follow = FOLLOW if follow is None else follow
     p = config.resolve()
     return {m: [float(f"{METHOD_CONFIGS[m].lr(p) * f:.2g}") for f in factors] for m in config.methods if m not in follow and m != "naive"}
 
@@ -59,7 +61,7 @@ def best_rates(frame:pd.DataFrame, # from `select_learning_rates`
     "{method: its rate with the best selection accuracy} (a tie goes to the smaller rate), followers given their leader's"
     best = frame.sort_values(["method", "selection_accuracy", "learning_rate"], ascending=[True, False, True]).groupby("method").first()
     rates = best.learning_rate.to_dict()
-    for m, lead in ({"qlora": "lora"} if follow is None else follow).items():
+    for m, lead in (FOLLOW if follow is None else follow).items():
         if lead in rates: rates[m] = rates[lead]
     return rates
 
