@@ -8,7 +8,8 @@
 2. `run_seeds`: the comparison at the selected rates, once per seed, scored on the dev set: seed<N>/ and seeds.csv.
 3. seeds.md: the command, the selected rates, the mean±sd table and which differences exceed the spread.
 
-A step already on disk (selection.csv, seed<N>/compare.csv at the same rates) is reused, so an interrupted run resumes.
+A step already on disk (selection.csv, seed<N>/compare.csv at the same rates) is reused, so an interrupted run resumes;
+methods missing from a seed's compare.csv (dora and rslora, added later) are run alone (into added/seed<N>/) and appended.
 """
 import argparse, json, os, sys, time
 from dataclasses import asdict, replace
@@ -22,7 +23,7 @@ from ft_course.seeds import best_rates, leader, rate_grid, run_seeds, seed_table
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--methods", nargs="+", default=["full", "llrd", "freeze", "lora", "qlora", "prompt_tuning"])
+    ap.add_argument("--methods", nargs="+", default=["full", "llrd", "freeze", "lora", "qlora", "prompt_tuning", "dora", "rslora"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
     ap.add_argument("--epochs", type=float, default=1)
     ap.add_argument("--evals-per-epoch", type=int, default=4)
@@ -46,9 +47,13 @@ def main(argv=None):
     for s in a.seeds:
         f = out/f"seed{s}"/"compare.csv"
         old = pd.read_csv(f) if f.exists() else None
-        if old is None or dict(zip(old.method, old.learning_rate)) != {m: rates.get(m) for m in old.method} or list(old.method) != a.methods:
+        if old is None or dict(zip(old.method, old.learning_rate)) != {m: rates.get(m) for m in old.method}:
             run_seeds(cfg, [s])
-        frames.append(pd.read_csv(f).assign(seed=s))
+        elif missing := [m for m in a.methods if m not in set(old.method)]:     # new methods: run them alone, append their rows
+            run_seeds(replace(cfg, methods=missing, out=str(out/"added")), [s])
+            pd.concat([old, pd.read_csv(out/"added"/f"seed{s}"/"compare.csv")], ignore_index=True).to_csv(f, index=False)
+        df = pd.read_csv(f)
+        frames.append(df[df.method.isin(a.methods)].assign(seed=s))
     runs = pd.concat(frames, ignore_index=True)
     runs.to_csv(out/"seeds.csv", index=False)
     table = seed_table(runs)

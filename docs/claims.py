@@ -78,7 +78,7 @@ def STORE_TIMES(): return json.loads((ROOT/"docs"/"store_times.json").read_text(
 CMP_MD, ISSUE2 = "bench/results/compare_cpu/compare.md", "bench/results/issue2_cpu.csv"
 def cmp(method, col): return row(CMP, method=method)[col]
 SEEDS, SELECTION = "bench/results/compare_seeds_cpu/seeds.csv", "bench/results/compare_seeds_cpu/selection.csv"
-SEED_METHODS = ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning")
+SEED_METHODS = ("full", "llrd", "freeze", "lora", "qlora", "prompt_tuning", "dora", "rslora")   # dora, rslora: added later, at LoRA's rate (seeds.FOLLOW)
 def seed_rows(m): return [r for r in rows(SEEDS) if r["method"] == m]
 def seed_values(m, col, keep_nan=False):
     vals = [float(r[col]) if r[col] not in ("", "nan") else float("nan") for r in seed_rows(m)]
@@ -109,6 +109,20 @@ def pack(model, packing):
     if len(hits) != 1: raise LookupError(f"bench/results/sft_packing.md: {len(hits)} rows for {model!r}, {packing!r}")
     return hits[0]
 def store_minutes(n): return "%.0f" % (STORE_TIMES()[n]["seconds"] / 60)
+ADAPTERS = "bench/results/adapters_cpu.csv"
+ADAPTER_MODELS = ("base", "sst2", "alpaca", "linear", "cat", "ties", "dare_linear")
+def adapters(m, col): return next(r[col] for r in rows(ADAPTERS) if r["model"].split()[-1] == m)
+def adapters_share(m, col, own):   # 07c's gain_kept: (merged - base) / (own adapter - base)
+    return (float(adapters(m, col)) - float(adapters("base", col))) / (float(adapters(own, col)) - float(adapters("base", col)))
+
+DPO = "bench/results/dpo_cpu.csv"
+def dpo_dev(model, col, seed=None):
+    return [float(r[col]) for r in rows(DPO) if r["eval_set"] == "dev" and r["model"] == model and (seed is None or r["seed"] == str(seed))]
+def dpo_gain(col): return float(np.mean(dpo_dev("dpo", col)) - np.mean(dpo_dev("sft", col)))
+def dpo_spread(col): return max(float(np.std(dpo_dev(m, col), ddof=1)) for m in ("sft", "dpo"))
+def signed(x, nd=1): return minus(f"{x:+.{nd}f}")
+def scale_json(name): return json.loads((ROOT/"bench/results"/f"{name}.json").read_text())
+def scale_gap(a, b): return max(abs(x - y) for x, y in zip(scale_json(f"ddp_cpu/{a}")["losses"], scale_json(f"ddp_cpu/{b}")["losses"]))
 
 CLAIMS = {
     # the comparison run (bench/results/compare_cpu): `ft-course compare --profile cpu ...`, command in its compare.md
@@ -253,6 +267,31 @@ CLAIMS = {
     "plays_full_peak_gb": lambda: "%.2f" % (float(plays("full", "peak_mem_mb")) / 1000),
     "plays_full_predicted_gb": lambda: "%.2f" % (float(plays("full", "predicted_peak_mb")) / 1000),
     "plays_full_predicted_miss": lambda: "%.0f%%" % (100 * (1 - float(plays("full", "predicted_peak_mb")) / float(plays("full", "peak_mem_mb")))),
+    # 07c: two task adapters and their merges (bench/results/adapters_cpu.csv)
+    **{f"adapters_sst2_{m}": (lambda m=m: pct(adapters(m, "sst2_accuracy"))) for m in ADAPTER_MODELS},
+    **{f"adapters_loss_{m}": (lambda m=m: "%.3f" % float(adapters(m, "alpaca_loss"))) for m in ADAPTER_MODELS},
+    "adapters_alpaca_gain": lambda: pct(1 - float(adapters("alpaca", "alpaca_loss")) / float(adapters("base", "alpaca_loss"))),
+    **{f"adapters_share_{t}_{m}": (lambda t=t, c=c, o=o, m=m: minus("%.2f" % adapters_share(m, c, o)))
+       for t, c, o in (("sst2", "sst2_accuracy", "sst2"), ("alpaca", "alpaca_loss", "alpaca")) for m in ADAPTER_MODELS[3:]},
+    "adapters_keep_both": lambda: str(sum(r["keeps_sst2"] == r["keeps_alpaca"] == "True" for r in rows(ADAPTERS) if r["model"].startswith("merge"))),
+    # 07b: SFT vs SFT + DPO on the dev subset, 3 seeds (bench/results/dpo_cpu.csv, command in dpo_cpu.md)
+    **{f"dpo_{m}_{k}": (lambda m=m, c=c, f=f: mean_sd(dpo_dev(m, c), *f)) for m in ("sft", "dpo")
+       for k, c, f in (("strict", "strict", (100, 1, "%")), ("pref", "pref_accuracy", (100, 1, "%")), ("loss", "loss", (1, 3, "")))},
+    **{f"dpo_gain_{k}": (lambda c=c: signed(100 * dpo_gain(c))) for k, c in (("strict", "strict"), ("pref", "pref_accuracy"))},
+    **{f"dpo_spread_{k}": (lambda c=c: "%.1f" % (100 * dpo_spread(c))) for k, c in (("strict", "strict"), ("pref", "pref_accuracy"))},
+    **{f"dpo_verdict_{k}": (lambda c=c: "beyond" if dpo_gain(c) > dpo_spread(c) else "within") for k, c in (("strict", "strict"), ("pref", "pref_accuracy"))},
+    **{f"dpo_diff_{k}_s{s}": (lambda c=c, s=s: signed(100 * (dpo_dev("dpo", c, s)[0] - dpo_dev("sft", c, s)[0])))
+       for k, c in (("strict", "strict"), ("pref", "pref_accuracy")) for s in (0, 1, 2)},
+    "dpo_invalid_s2": lambda: "%d" % dpo_dev("dpo", "strict_invalid", 2)[0],
+    "dpo_sft_invalid": lambda: "%d" % sum(dpo_dev("sft", "strict_invalid")),
+    "dpo_rate": lambda: sci(dpo_dev("dpo", "learning_rate")[0]),
+    # 10d: FSDP2 shard bytes per rank on CPU (bench/results/fsdp_cpu_bytes.json) and the DDP loss curves (bench/results/ddp_cpu),
+    # each JSON with the command that wrote it
+    "scale_fsdp_n_params": lambda: f"{scale_json('fsdp_cpu_bytes')['n_params']:,}",
+    "scale_fsdp_rank_param_bytes": lambda: f"{max(r['params'] for r in scale_json('fsdp_cpu_bytes')['ranks']):,}",
+    "scale_fsdp_full_param_bytes": lambda: f"{scale_json('fsdp_cpu_bytes')['unsharded']['params']:,}",
+    "scale_ddp_max_gap": lambda: "%.1e" % scale_gap("two_process_b8", "one_process_b16"),
+    "scale_control_gap": lambda: "%.3f" % scale_gap("two_process_b8", "one_process_b8"),
 }
 
 

@@ -13,17 +13,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 STORED_PROFILE = {"00_setup": "cpu", "00a_vocabulary": "cpu", "01_data": "cpu", "01a_measure": "cpu", "02_full_finetune": "cpu", "03_llrd": "cpu", "04_lora": "cpu",
-                  "05_qlora": "cpu", "06_prompt_tuning": "cpu", "07_sft": "cpu", "07a_evaluation": "cpu",
+                  "05_qlora": "cpu", "06_prompt_tuning": "cpu", "07_sft": "cpu", "07a_evaluation": "cpu", "07b_dpo": "tiny", "07c_adapters": "tiny",
                   "08_monitoring": "cpu",
-                  "10_memory": "cpu", "10a_compare": "tiny", "10b_own_data": "cpu", "10c_seeds": "tiny", "11_cli": "cpu", "12_instructor_guide": "tiny"}
-TINY_BECAUSE = {"10a_compare": "it runs the tiny subset and reads the measured cpu table from bench/results",
+                  "10_memory": "cpu", "10a_compare": "tiny", "10b_own_data": "cpu", "10c_seeds": "tiny", "10d_scale": "tiny", "11_cli": "cpu", "12_instructor_guide": "tiny"}
+TINY_BECAUSE = {"07c_adapters": "it walks every path on the tiny models in seconds; the cpu result (two adapters and four merges, ~22 min) is bench/adapters_cpu.py, which it reads",
+                "07b_dpo": "it walks every path on the tiny models; the cpu result (a learning-rate selection, then three seeds: ~75 min) is bench/dpo_cpu.py, which it reads",
+                "10a_compare": "it runs the tiny subset and reads the measured cpu table from bench/results",
+                "10d_scale": "its estimates need no model, and its 2-process runs use the tiny classifier in every profile (the stored DDP curves are read from bench/results)",
                 "10c_seeds": "it runs a smoke test on the tiny models and reads the measured cpu result from bench/results",
                 "12_instructor_guide": "its cells only reproduce error messages, on the tiny models"}
 
 
 def store(name:str)->float:
     "Run one notebook in its stored profile with `nbdev-test --save`; return the seconds it took"
-    env = os.environ | dict(FT_PROFILE=STORED_PROFILE[name], HF_HUB_OFFLINE="1",   # setup_env sets W&B offline without a key
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}   # set, transformers prints "[INFO] Running in WANDB offline mode"
+    env |= dict(FT_PROFILE=STORED_PROFILE[name], HF_HUB_OFFLINE="1",   # setup_env sets W&B offline without a key
                             HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", MPLBACKEND="Agg")
     t0 = time.time()
     subprocess.run(["nbdev-test", f"nbs/{name}.ipynb", "--save", "--cell-timeout", "0"], cwd=ROOT, env=env, check=True)

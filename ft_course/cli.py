@@ -131,7 +131,7 @@ def _compare(a:argparse.Namespace # the parsed `compare` options
 def _memory_parser(sub, # the subcommands of `make_parser`
                    options:bool=True # add the options (imports the estimator, seconds); False: name and help only
                   ):
-    "The `memory` subcommand: `--config`, one option per `MemorySpec` field, `--gpu-memory-gb` and `--no-table`"
+    "The `memory` subcommand: `--config`, one option per `MemorySpec` field, `--gpus`, `--sharding`, `--gpu-memory-gb` and `--no-table`"
     p = sub.add_parser("memory", help="estimate the peak training memory and say which GPUs it fits",
                        description="Predict the peak memory of one training step from the model's config alone (no weights are "
                                    "read), then print the fit table of common model sizes for the same batch size and length.")
@@ -140,6 +140,10 @@ def _memory_parser(sub, # the subcommands of `make_parser`
     p.add_argument("--config", required=True,
                    help=f"a local config.json or model folder, one of {', '.join(KNOWN_CONFIGS)}, or a Hub name (needs the Hub)")
     add_fields(p, MemorySpec, choices=dict(method=METHODS, precision=PRECISIONS, optimizer=tuple(OPTIMIZER_BYTES), task=TASKS))
+    from ft_course.scale import SHARDINGS   # notebook 10d
+    p.add_argument("--gpus", type=int, default=1, help="data-parallel GPUs: the estimate is then per GPU (batch size is per GPU)")
+    p.add_argument("--sharding", choices=tuple(SHARDINGS), default="ddp", help="ddp: a full copy on each GPU; zero2: optimizer "
+                   "states and gradients split across GPUs; zero3 (= FSDP full shard): weights split too")
     p.add_argument("--gpu-memory-gb", type=float, help="also say whether it fits this many GiB")
     p.add_argument("--no-table", action="store_true", help="skip the fit table of common model sizes")
     p.set_defaults(func=_memory)
@@ -148,10 +152,11 @@ def _memory_parser(sub, # the subcommands of `make_parser`
 def _memory(a:argparse.Namespace # the parsed `memory` options
            )->int:
     "Run `ft-course memory`: print the estimate, which GPUs it fits, and the fit table"
-    from ft_course.memory import GPUS, MemorySpec, estimate_memory, fit_table
-    e = estimate_memory(_config_arg(a.config), config_from(MemorySpec, a))   # validated: bad values raise here
-    s = e.spec
-    print(f"{a.config}, {s.method}, batch {s.batch_size} x {s.seq_len} tokens, {s.precision}: {e}")
+    from ft_course.memory import GPUS, MemorySpec, fit_table
+    from ft_course.scale import per_gpu_memory
+    e = per_gpu_memory(_config_arg(a.config), config_from(MemorySpec, a), gpus=a.gpus, sharding=a.sharding)   # validated: bad values raise here
+    s, per = e.spec, (f", per GPU of {a.gpus} ({a.sharding})" if a.gpus > 1 else "")
+    print(f"{a.config}, {s.method}, batch {s.batch_size} x {s.seq_len} tokens, {s.precision}{per}: {e}")
     print(f"trainable parameters: {e.trainable_params:,} of {e.total_params:,} ({100 * e.trainable_params / e.total_params:.3g}%)")
     gpus = dict(GPUS) | ({f"{a.gpu_memory_gb:g} GiB": int(a.gpu_memory_gb * 2**30)} if a.gpu_memory_gb else {})
     print("fits: " + ", ".join(f"{g} {'yes' if e.total <= b else 'no'}" for g, b in gpus.items()))

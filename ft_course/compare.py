@@ -36,9 +36,10 @@ class MethodConfig:
     "How one method trains in the comparison (names as in peft and the papers)"
     method:str                        # the key: 'full', 'llrd', 'freeze', 'lora', 'qlora', 'prompt_tuning', 'naive' or your own
     learning_rate:float               # for pretrained models; `Profile.compare['learning_rates']` may override it (tiny)
-    r:int = 8                         # LoRA rank (lora, qlora)
+    r:int = 8                         # LoRA rank (lora, qlora, dora, rslora)
     lora_alpha:float = 16             # LoRA scale numerator
     lora_dropout:float = 0.1          # dropout on LoRA's input
+    peft_kwargs:dict = field(default_factory=dict)   # more `LoraConfig` arguments: use_dora=True (dora), use_rslora=True (rslora)
     target_modules:list[str]|None = None   # LoRA targets; None: the model's attention query/value (`suggest_target_modules`)
     modules_to_save:list[str] = field(default_factory=lambda: head_modules("seq_cls"))  # trained in full, if present
     num_virtual_tokens:int = 20       # soft-prompt length (prompt_tuning)
@@ -76,7 +77,7 @@ def _lora_config(model, cfg:MethodConfig):
     targets = cfg.target_modules or suggest_target_modules(model)
     check_lora_targets(model, targets)   # a wrong target: the candidate list (peft's own message has none)
     return LoraConfig(task_type=PEFT_TASK_TYPES["seq_cls"], r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, modules_to_save=_present(model, cfg.modules_to_save))
+                      target_modules=targets, modules_to_save=_present(model, cfg.modules_to_save), **cfg.peft_kwargs)
 
 # %% ../nbs/10a_compare.ipynb #b3f7bb84
 @register_method(MethodConfig("full", 5e-5, source="BERT's 2e-5..5e-5 (Devlin et al. 2019); for 63 steps 10c's selection split chose 1.5e-4"))
@@ -103,16 +104,16 @@ def build_freeze(profile, cfg, labels):
     return model, None
 
 # %% ../nbs/10a_compare.ipynb #f4a4156e
-@register_method(MethodConfig("lora", 1e-3, source="Hu et al. 2021; 1e-3 with the pooler in modules_to_save "
-                              "(04_lora); for 63 steps 10c's selection split chose 3e-3"))
+@register_method(MethodConfig("lora", 1e-3, source="Hu et al. 2021; 1e-3 with the pooler in modules_to_save (04_lora); for 63 steps 10c's selection split chose 3e-3"))
+@register_method(MethodConfig("dora", 1e-3, peft_kwargs=dict(use_dora=True), memory_method="lora", source="Liu et al. 2024 (DoRA): lora's adapters for the direction, plus a trained magnitude per output; lora's chosen rate (10c FOLLOW)"))
+@register_method(MethodConfig("rslora", 1e-3, peft_kwargs=dict(use_rslora=True), memory_method="lora", source="Kalajdzievski 2023 (rsLoRA): scaling lora_alpha/sqrt(r) instead of lora_alpha/r; lora's chosen rate (10c FOLLOW)"))
 def build_lora(profile, cfg, labels):
-    "peft LoRA on the attention query/value, head and pooler trained in full (04_lora)"
+    "peft LoRA on the attention query/value, head and pooler trained in full (04_lora); `cfg.peft_kwargs` make it DoRA or rsLoRA"
     from peft import get_peft_model
     model = load_classifier(profile, labels)[0]
     return get_peft_model(model, _lora_config(model, cfg)), None
 
-@register_method(MethodConfig("qlora", 1e-3, source="Dettmers et al. 2023; the lora row's adapters on an NF4 base, so the 4-bit "
-                              "base is the only difference"))
+@register_method(MethodConfig("qlora", 1e-3, source="Dettmers et al. 2023; the lora row's adapters on an NF4 base, so the 4-bit base is the only difference"))
 def build_qlora(profile, cfg, labels):
     "The same LoRA on an NF4 base with double quantisation; the head stays out of 4 bits (05_qlora)"
     from peft import get_peft_model, prepare_model_for_kbit_training

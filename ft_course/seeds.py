@@ -37,11 +37,13 @@ def selection_split(config:CompareConfig, # the comparison: its data, training r
     return replace(config, data=str(folder), text_col="text", text_pair_col=pair, label_col="label", n_train=p.n_train, n_eval=k)
 
 # %% ../nbs/10c_seeds.ipynb #bb0d313c
-FOLLOW = {"qlora": "lora"}   # QLoRA trains LoRA's adapters on a 4-bit base: it takes LoRA's chosen rate, so the base is the only difference
+FOLLOW = {"qlora": "lora",    # QLoRA trains LoRA's adapters on a 4-bit base: it takes LoRA's chosen rate, so the base is the only difference
+          "dora": "lora",     # DoRA and rsLoRA are LoRA with one change (a trained magnitude; the scale alpha/sqrt(r)): LoRA's rate,
+          "rslora": "lora"}   # so each row measures that change alone (rsLoRA's claim is that LoRA's settings carry over)
 
 def rate_grid(config:CompareConfig, # the comparison (its profile's rates)
               factors:tuple=(1/3, 1, 3), # multiples of each method's registered rate to try
-              follow:dict|None=None # {method: method whose chosen rate it takes}; None: qlora follows lora
+              follow:dict|None=None # {method: method whose chosen rate it takes}; None: `FOLLOW`
              )->dict:
     "{method: rates to try}: each method's rate times `factors`, to 2 significant digits; followers and the naive recipe are not swept"
     follow = FOLLOW if follow is None else follow
@@ -56,7 +58,7 @@ def _select_round(sel:CompareConfig, rates:dict, out:Path, log)->list[dict]:
     return [dict(method=m, learning_rate=rates[m], selection_accuracy=a) for m, a in zip(df.method, df.accuracy)]
 
 def best_rates(frame:pd.DataFrame, # from `select_learning_rates`
-               follow:dict|None=None # {method: method whose chosen rate it takes}; None: qlora follows lora
+               follow:dict|None=None # {method: method whose chosen rate it takes}; None: `FOLLOW`
               )->dict:
     "{method: its rate with the best selection accuracy} (a tie goes to the smaller rate), followers given their leader's"
     best = frame.sort_values(["method", "selection_accuracy", "learning_rate"], ascending=[True, False, True]).groupby("method").first()

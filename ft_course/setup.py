@@ -291,7 +291,7 @@ class Profile:
     causal_lm_max_steps: int = -1                # optimizer steps of a causal-LM run (-1: one epoch)
     sft: dict = field(default_factory=dict)      # `SFTConfig` sizes of instruction tuning (07): length, batch, LoRA rate, steps
     text_sft: dict = field(default_factory=dict) # overrides of `sft` for plain-text runs (07's domain adaptation)
-    evaluation: dict = field(default_factory=dict) # rows, steps and generation sizes of the generative evaluation (07a)
+    evaluation: dict = field(default_factory=dict) # rows, steps and generation sizes of the generative evaluation (07a), `dpo` (07b)
     compare: dict = field(default_factory=dict)  # comparison harness (10a): `n_train`, `naive_max_seconds`, `learning_rates`
     def __post_init__(self):
         if self.name not in PROFILE_NAMES: raise ValueError(f"Profile name {self.name!r}: use one of {PROFILE_NAMES}")
@@ -338,7 +338,7 @@ def _tiny_profile(dev, prec):
         sft=dict(max_length=128, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=5e-3,
                  max_steps=10, activation_checkpointing=False, logging_steps=5),
         evaluation=dict(n_train=64, n_val=16, n_eval=16, max_steps=3, per_device_train_batch_size=8, learning_rate=1e-3,
-                        max_length=256, max_new_tokens=4, batch_size=16),
+                        max_length=256, max_new_tokens=4, batch_size=16, dpo=dict(n_pairs=16, max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3)),
         # a random model needs larger rates than a pretrained one to move at all in a few steps
         compare=dict(naive_max_seconds=10, learning_rates=dict(full=1e-3, llrd=2e-3, freeze=1e-3, lora=1e-2, qlora=1e-2,
                                                                prompt_tuning=1e-1)))
@@ -355,13 +355,13 @@ def _cpu_profile():
         n_eval=None, max_length=128, per_device_train_batch_size=32, learning_rate=1e-4, num_train_epochs=2,
         # SmolLM2's causal-LM runs (04, 05): 8 SST-2 sentences a step, 20 steps, about 3 s a step with LoRA on 2 cores
         causal_lm_batch_size=8, causal_lm_learning_rate=1e-3, causal_lm_max_steps=20,
-        # 07: about 15 s per step of 8 Alpaca conversations (~1,000 real tokens): 20 steps, about 5 minutes. A plain-text
-        # step holds 4 IMDB reviews (one fills max_length, ~1,000 tokens)
+        # 07: ~15 s per step of 8 Alpaca conversations (~1,000 real tokens): 20 steps, ~5 minutes. A plain-text step holds 4 IMDB reviews (one fills max_length, ~1,000 tokens)
         sft=dict(max_length=256, per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=1e-3,
                  max_steps=20, activation_checkpointing=False, logging_steps=4),
         text_sft=dict(per_device_train_batch_size=4, max_steps=12),
         evaluation=dict(n_train=240, n_val=100, n_eval=200, max_steps=30, per_device_train_batch_size=8, learning_rate=1e-3,
-                        max_length=256, max_new_tokens=12, batch_size=32),   # ~3 min of LoRA training on 2 cores
+                        max_length=256, max_new_tokens=12, batch_size=32,   # ~3 min of LoRA training on 2 cores; DPO (07b): rate from bench/dpo_cpu.py
+                        dpo=dict(n_pairs=120, max_steps=30, per_device_train_batch_size=4, learning_rate=3e-4)),
         compare=dict(n_train=2000, naive_max_seconds=240))
 
 # %% ../nbs/00_setup.ipynb #cba77b1f
@@ -377,7 +377,7 @@ def _gpu_profile(dev, prec):
         sft=dict(max_length=1024, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=2e-4,
                  max_steps=300, activation_checkpointing=True, logging_steps=10),
         evaluation=dict(n_train=2000, n_val=200, n_eval=872, max_steps=250, per_device_train_batch_size=8, learning_rate=1e-3,
-                        max_length=256, max_new_tokens=12, batch_size=64),
+                        max_length=256, max_new_tokens=12, batch_size=64, dpo=dict(n_pairs=2000, max_steps=250, per_device_train_batch_size=4, gradient_accumulation_steps=2, learning_rate=3e-4)),
         compare=dict(naive_max_seconds=600))
 
 # %% ../nbs/00_setup.ipynb #d2e2b591

@@ -85,6 +85,8 @@ GPU_RUNS = {   # each notebook's gpu-profile run: model, `MemorySpec` fields, an
     "07_sft": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=4, seq_len=1024, lora_r=8,
                    gradient_checkpointing=True, estimate_gib=10.382),
     "07a_evaluation": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=8, seq_len=256, lora_r=8, estimate_gib=8.712),
+    "07b_dpo": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=8, seq_len=256, lora_r=8, estimate_gib=8.712),  # 4 pairs
+    "07c_adapters": dict(model=_QWEN, method="lora", task="causal_lm", batch_size=8, seq_len=256, lora_r=8, estimate_gib=8.712),
     "08_monitoring": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, estimate_gib=4.948),
     "10a_compare": dict(model="bert-base-uncased", method="full", task="seq_cls", batch_size=16, seq_len=512, precision="fp32",
                        estimate_gib=7.008),   # the naive recipe (fp32, padded to 512): the largest run of the comparison

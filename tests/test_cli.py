@@ -38,7 +38,7 @@ def test_subcommand_help_prints_nothing_else(cmd):
     (["memory", "--config", "no/such/config.json"], 1, "does not exist"),
     (["memory", "--config", "Qwen2.5-0.5B", "--method", "freeze"], 1, "frozen_layers"),
     (["memory", "--config", "Qwen2.5-0.5B", "--batch-size", "0"], 1, "batch_size"),
-    (["compare", "--methods", "dora"], 1, "dora"),
+    (["compare", "--methods", "vera"], 1, "vera"),
     (["compare", "--profile", "laptop"], 1, "laptop"),
     (["compare", "--max-steps", "0"], 1, "max_steps"),
     (["memory", "--config", "Qwen2.5-0.5B", "--method", "magic"], 2, "invalid choice"),
@@ -57,7 +57,7 @@ def test_clean_errors(args, code, needle, capsys, monkeypatch):
 
 @pytest.mark.parametrize("args, code, needle", [
     (["memory", "--config", "{bad}"], 1, "not valid JSON"),
-    (["compare", "--methods", "dora"], 1, "dora"),
+    (["compare", "--methods", "vera"], 1, "vera"),
     (["compare", "--epochs", "two"], 2, "invalid float"),
 ])
 def test_console_errors(tmp_path, args, code, needle):
@@ -141,3 +141,30 @@ def test_field_args_rejects_what_it_cannot_parse():
         extra:dict = field(default_factory=dict)  # no command-line form
     with pytest.raises(TypeError, match="extra"): field_args(C)
     assert [flags for flags, _ in field_args(C, exclude=("extra",))] == [["--n"]]
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["--gpus", "0"], 1, "integer >= 1"),
+    (["--gpus", "two"], 2, "invalid int"),
+    (["--sharding", "fsdp"], 2, "invalid choice"),
+])
+def test_memory_scale_flags_reject_bad_values(args, code, needle, capsys, monkeypatch):
+    "`--gpus` and `--sharding` (notebook 10d): a wrong value is one clean line, our ValueError or argparse's"
+    monkeypatch.delenv("FT_COURSE_DEBUG", raising=False)
+    try: got = main(["memory", "--config", "Qwen2.5-0.5B", "--no-table", *args])
+    except SystemExit as e: got = e.code
+    err = capsys.readouterr().err
+    assert got == code and needle in err and "Traceback" not in err, err
+
+
+def test_memory_per_gpu_with_sharding(capsys):
+    "`--gpus 8 --sharding zero3` prints the per-GPU estimate, smaller than DDP's, which equals one GPU's"
+    from ft_course.scale import per_gpu_memory
+    base = ["memory", "--config", "Llama-3.2-1B", "--batch-size", "4", "--no-table"]
+    assert main(base) == 0 and main([*base, "--gpus", "8"]) == 0 and main([*base, "--gpus", "8", "--sharding", "zero3"]) == 0
+    one, ddp, z3 = [l for l in capsys.readouterr().out.splitlines() if "GiB peak" in l]
+    assert "per GPU of 8 (zero3)" in z3 and "per GPU of 8 (ddp)" in ddp and "per GPU" not in one
+    peak = lambda line: float(line.split(": ")[-1].split(" GiB")[0])
+    assert peak(one) == peak(ddp) > peak(z3)
+    test = per_gpu_memory("Llama-3.2-1B", gpus=8, sharding="zero3", batch_size=4)
+    assert f"{test.total / 2**30:.2f} GiB peak" in z3

@@ -184,7 +184,8 @@ def test_stored_outputs_come_from_the_right_profile():
 
 DIRT = {'a progress bar': re.compile(r'\d+/\d+ \[\d\d:\d\d|it/s\]|examples/s\]|\d+%\|'),
         'a machine path': re.compile(r'/root/|/home/|/tmp/|/work/|/usr/|site-packages/|[A-Z]:\\\\Users'),
-        'a warning': re.compile(r'\b\w*Warning\b'), 'a W&B banner': re.compile(r'^wandb: ', re.M)}
+        'a warning': re.compile(r'\b\w*Warning\b'), 'a W&B banner': re.compile(r'^wandb: ', re.M),
+        'a library log line': re.compile(r'^\[(INFO|WARNING|DEBUG)\] ', re.M)}
 LONGEST = 60   # lines: a training log belongs in a table or a plot (02's `log_frame`, `plot_losses`)
 
 def stored_dirt(nb)->list[str]:
@@ -203,7 +204,7 @@ def test_dirt_is_found():
     out = lambda t, name='stdout': {'cells': [{'outputs': [{'output_type': 'stream', 'name': name, 'text': t}]}]}
     assert stored_dirt(out('ok\n')) == []
     for t in ['Loading weights: 100%|###| 103/103 [00:00<00:00, 1.2it/s]', "Path('/root/.cache/x')",
-              'x.py:3: FutureWarning: old', 'wandb: Tracking run', 'log\n' * 80]:
+              'x.py:3: FutureWarning: old', 'wandb: Tracking run', '[INFO] Running in WANDB offline mode', 'log\n' * 80]:
         assert stored_dirt(out(t)), t
     assert stored_dirt(out('fine', name='stderr'))
 
