@@ -116,8 +116,21 @@ def adapters_share(m, col, own):   # 07c's gain_kept: (merged - base) / (own ada
     return (float(adapters(m, col)) - float(adapters("base", col))) / (float(adapters(own, col)) - float(adapters("base", col)))
 
 DPO = "bench/results/dpo_cpu.csv"
+@functools.cache
+def dpo_chosen():   # (configuration, dev rows) chosen on the validation split, by 07b's `chosen_rows`
+    import pandas as pd
+    from ft_course.dpo import chosen_rows
+    return chosen_rows(pd.read_csv(ROOT/DPO))
+def dpo_val(loss, lr, col):   # one validation row of bench/dpo_cpu.py (seed 0)
+    return next(float(r[col]) for r in rows(DPO) if r["eval_set"] == "validation" and r["model"] == "dpo"
+                and r["loss_type"] == loss and float(r["learning_rate"]) == lr)
+RPO9 = dict(loss_type="sigmoid+sft", learning_rate=9e-4)   # 07b's exploratory configuration (`--extra sigmoid+sft:9e-4`)
+def dpo_rpo(col, seed=None):
+    return [float(r[col]) for r in rows(DPO) if r["eval_set"] == "dev" and r["model"] == "dpo" and r["loss_type"] == RPO9["loss_type"]
+            and r["learning_rate"] and float(r["learning_rate"]) == RPO9["learning_rate"] and (seed is None or r["seed"] == str(seed))]
 def dpo_dev(model, col, seed=None):
-    return [float(r[col]) for r in rows(DPO) if r["eval_set"] == "dev" and r["model"] == model and (seed is None or r["seed"] == str(seed))]
+    d = dpo_chosen()[1]
+    return [float(v) for v in d[(d.model == model) & ((d.seed == seed) if seed is not None else True)][col]]
 def dpo_gain(col): return float(np.mean(dpo_dev("dpo", col)) - np.mean(dpo_dev("sft", col)))
 def dpo_spread(col): return max(float(np.std(dpo_dev(m, col), ddof=1)) for m in ("sft", "dpo"))
 def signed(x, nd=1): return minus(f"{x:+.{nd}f}")
@@ -284,7 +297,21 @@ CLAIMS = {
        for k, c in (("strict", "strict"), ("pref", "pref_accuracy")) for s in (0, 1, 2)},
     "dpo_invalid_s2": lambda: "%d" % dpo_dev("dpo", "strict_invalid", 2)[0],
     "dpo_sft_invalid": lambda: "%d" % sum(dpo_dev("sft", "strict_invalid")),
-    "dpo_rate": lambda: sci(dpo_dev("dpo", "learning_rate")[0]),
+    **{f"dpo_val_{k}_{c}": (lambda l=l, lr=lr, c=c: pct(dpo_val(l, lr, c), 0)) for k, l, lr, cs in
+       (("sig3", "sigmoid", 3e-4, ("strict", "pref_accuracy")), ("sig9", "sigmoid", 9e-4, ("strict", "lenient", "pref_accuracy")),
+        ("rpo9", "sigmoid+sft", 9e-4, ("strict", "pref_accuracy")), ("rpo27", "sigmoid+sft", 2.7e-3, ("strict",))) for c in cs},
+    **{f"dpo_val_{k}_loss": (lambda l=l, lr=lr: "%.2f" % dpo_val(l, lr, "loss")) for k, l, lr in
+       (("sig3", "sigmoid", 3e-4), ("sig9", "sigmoid", 9e-4), ("rpo9", "sigmoid+sft", 9e-4))},
+    "dpo_val_sft_loss": lambda: "%.2f" % next(float(r["loss"]) for r in rows(DPO) if r["eval_set"] == "validation" and r["model"] == "sft"),
+    **{f"dpo_rpo_{k}": (lambda c=c, f=f: mean_sd(dpo_rpo(c), *f)) for k, c, f in
+       (("strict", "strict", (100, 1, "%")), ("pref", "pref_accuracy", (100, 1, "%")), ("loss", "loss", (1, 3, "")))},
+    "dpo_rpo_gain_strict": lambda: signed(100 * (np.mean(dpo_rpo("strict")) - np.mean(dpo_dev("sft", "strict")))),
+    "dpo_rpo_spread_strict": lambda: "%.1f" % (100 * max(np.std(dpo_rpo("strict"), ddof=1), np.std(dpo_dev("sft", "strict"), ddof=1))),
+    "dpo_rpo_verdict_strict": lambda: "beyond" if (np.mean(dpo_rpo("strict")) - np.mean(dpo_dev("sft", "strict"))) > max(
+        np.std(dpo_rpo("strict"), ddof=1), np.std(dpo_dev("sft", "strict"), ddof=1)) else "within",
+    **{f"dpo_rpo_diff_strict_s{s}": (lambda s=s: signed(100 * (dpo_rpo("strict", s)[0] - dpo_dev("sft", "strict", s)[0]))) for s in (0, 1, 2)},
+    "dpo_rpo_invalid": lambda: "%d" % sum(dpo_rpo("strict_invalid")),
+    "dpo_rate": lambda: sci(dpo_chosen()[0]["learning_rate"]),
     # 10d: FSDP2 shard bytes per rank on CPU (bench/results/fsdp_cpu_bytes.json) and the DDP loss curves (bench/results/ddp_cpu),
     # each JSON with the command that wrote it
     "scale_fsdp_n_params": lambda: f"{scale_json('fsdp_cpu_bytes')['n_params']:,}",

@@ -17,7 +17,7 @@ STORED_PROFILE = {"00_setup": "cpu", "00a_vocabulary": "cpu", "01_data": "cpu", 
                   "08_monitoring": "cpu",
                   "10_memory": "cpu", "10a_compare": "tiny", "10b_own_data": "cpu", "10c_seeds": "tiny", "10d_scale": "tiny", "11_cli": "cpu", "12_instructor_guide": "tiny"}
 TINY_BECAUSE = {"07c_adapters": "it walks every path on the tiny models in seconds; the cpu result (two adapters and four merges, ~22 min) is bench/adapters_cpu.py, which it reads",
-                "07b_dpo": "it walks every path on the tiny models; the cpu result (a learning-rate selection, then three seeds: ~75 min) is bench/dpo_cpu.py, which it reads",
+                "07b_dpo": "it walks every path on the tiny models; the cpu result (a learning-rate selection, then three seeds: ~90 min) is bench/dpo_cpu.py, which it reads",
                 "10a_compare": "it runs the tiny subset and reads the measured cpu table from bench/results",
                 "10d_scale": "its estimates need no model, and its 2-process runs use the tiny classifier in every profile (the stored DDP curves are read from bench/results)",
                 "10c_seeds": "it runs a smoke test on the tiny models and reads the measured cpu result from bench/results",

@@ -12,7 +12,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 from ft_course.setup import get_profile
 from ft_course.evaluation import load_chat_model, mean_sd
-from ft_course.dpo import dpo_loss, dpo_trainer, make_dpo_config, preference_accuracy, preference_pair, sequence_logps
+from ft_course.dpo import chosen_rows, dpo_loss, dpo_trainer, make_dpo_config, preference_accuracy, preference_pair, sequence_logps
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT/"bench"/"results"/"dpo_cpu.csv"
@@ -96,18 +96,31 @@ def cpu_dpo():
 def test_benchmark_meets_the_bar(cpu_dpo):
     "DPO beats its SFT starting point by more than the seed spread on held-out preference accuracy, on every seed"
     df = pd.read_csv(RESULTS)
-    dev = df[df.eval_set == "dev"]
+    chosen, dev = chosen_rows(df)
     sft, dpo = dev[dev.model == "sft"], dev[dev.model == "dpo"]
     assert sorted(sft.seed) == sorted(dpo.seed) == [0, 1, 2] and (dev.n == cpu_dpo["n_eval"]).all()
     (ms, ss), (md, sd) = mean_sd(sft.pref_accuracy), mean_sd(dpo.pref_accuracy)
     assert md - ms > max(ss, sd), f"pref_accuracy: DPO {md:.3f} ± {sd:.3f} vs SFT {ms:.3f} ± {ss:.3f}"
     assert (dpo.set_index("seed").pref_accuracy > sft.set_index("seed").pref_accuracy).all()
-    lr = dpo.learning_rate.unique()
-    assert list(lr) == [cpu_dpo["dpo"]["learning_rate"]], "the profile must hold the rate the benchmark chose"
-    val = df[(df.model == "dpo") & (df.eval_set == "validation")]
-    assert val.sort_values(["strict", "pref_accuracy", "learning_rate"], ascending=[False, False, True]).learning_rate.iloc[0] == lr[0]
+    prof = cpu_dpo["dpo"]
+    assert prof["learning_rate"] == chosen["learning_rate"], "the profile must hold the rate the benchmark chose"
+    assert "+".join(prof.get("loss_type", ["sigmoid"])) == chosen["loss_type"], "the profile must hold the loss the benchmark chose"
+
+def test_benchmark_grid_has_no_open_edge():
+    "10c's rule: a rate chosen at the edge of its grid was followed by the next rate beyond it (or the extension cap was hit)"
+    from ft_course.seeds import edge_rates
+    val = pd.read_csv(RESULTS).query("model == 'dpo' and eval_set == 'validation'")
+    edges = edge_rates(val.rename(columns={"loss_type": "method", "strict": "selection_accuracy"}))
+    chosen, _ = chosen_rows(pd.read_csv(RESULTS))
+    tried = val[val.loss_type == chosen["loss_type"]].learning_rate.nunique()
+    assert chosen["loss_type"] not in edges or tried == 2 + 2, edges   # 2 rates, then at most EXTEND_ROUNDS = 2 extensions
+
+def test_benchmark_logs_and_command():
+    chosen, _ = chosen_rows(pd.read_csv(RESULTS))
     logs = json.loads(RESULTS.with_name("dpo_cpu_logs.json").read_text())
-    assert {"seed0", "seed1", "seed2"} <= set(logs)
-    first = [h for h in logs["seed0"] if "rewards/margins" in h][0]
-    assert abs(first["loss"] - 0.6931) < 1e-3            # policy = reference at step 1: loss log 2
+    tag = f"_{chosen['loss_type']}_lr{chosen['learning_rate']:g}"
+    assert all(f"seed{s}{tag}" in logs for s in (0, 1, 2))
+    first = [h for h in logs[f"seed0{tag}"] if "rewards/margins" in h][0]
+    if chosen["loss_type"] == "sigmoid": assert abs(first["loss"] - 0.6931) < 1e-3   # step 1: policy = reference, loss log 2
+    else: assert first["loss"] > 0.6931 + 1e-3                                         # log 2 plus the chosen answer's NLL
     assert "python bench/dpo_cpu.py" in RESULTS.with_suffix(".md").read_text()
