@@ -51,14 +51,17 @@ def exercise_2(gpus=(1, 2, 4, 8))->dict:
 LAUNCH = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29641"]
 
-def _curve(*args, launch=())->list:
-    "The logged losses of one `bench/ddp_train.py` run"
-    out = Path(tempfile.mkdtemp())/"curve.json"
+def _curves(*runs)->list[list]:
+    "The logged losses of `bench/ddp_train.py` runs, each `(args, launch)`, started together (one thread each)"
     env = os.environ | {"FT_PROFILE": "tiny", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    r = subprocess.run([sys.executable, *launch, str(ROOT/"bench"/"ddp_train.py"), *map(str, args), "--out", str(out)],
-                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
-    if r.returncode: raise RuntimeError(r.stderr[-2000:])
-    return json.loads(out.read_text())["losses"]
+    outs = [Path(tempfile.mkdtemp())/"curve.json" for _ in runs]
+    procs = [subprocess.Popen([sys.executable, *launch, str(ROOT/"bench"/"ddp_train.py"), *map(str, args), "--out", str(o)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+             for (args, launch), o in zip(runs, outs)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    for p, e in zip(procs, errs):
+        if p.returncode: raise RuntimeError(e[-2000:])
+    return [json.loads(o.read_text())["losses"] for o in outs]
 
 def gap(a, b): return max(abs(x - y) for x, y in zip(a, b))
 
@@ -68,9 +71,9 @@ def exercise_3(steps:int=6)->dict:
     Each rank draws its own dropout masks, so the 2-process run no longer repeats the 1-process arithmetic: the curves
     differ by about as much as two seeds do (here the seed also changes the data order), far above the 1e-5 of the
     dropout-free check. That is why the test turns dropout off: equality is only checkable where the randomness is shared."""
-    one = _curve("--batch", 16, "--steps", steps, "--dropout")
-    two = _curve("--batch", 8, "--steps", steps, "--dropout", launch=LAUNCH)
-    other_seed = _curve("--batch", 16, "--steps", steps, "--dropout", "--seed", 1)
+    one, other_seed = _curves((("--batch", 16, "--steps", steps, "--dropout"), ()),
+                              (("--batch", 16, "--steps", steps, "--dropout", "--seed", 1), ()))
+    two, = _curves((("--batch", 8, "--steps", steps, "--dropout"), LAUNCH))
     return dict(ddp_vs_one=gap(two, one), seed_vs_seed=gap(other_seed, one))
 
 def exercise_4(steps:int=6)->dict:
@@ -79,5 +82,5 @@ def exercise_4(steps:int=6)->dict:
     It still separates the runs from step 2 on; at step 1 both log the loss of the same first batch before any update,
     so a check on the first loss alone could not tell them apart. A control that must fail shows the comparison can
     fail: without it, a test whose tolerance is too wide, or whose two runs are secretly the same run, passes forever."""
-    base, fast = _curve("--batch", 16, "--steps", steps), _curve("--batch", 16, "--steps", steps, "--lr", 2e-3)
+    base, fast = _curves((("--batch", 16, "--steps", steps), ()), (("--batch", 16, "--steps", steps, "--lr", 2e-3), ()))
     return dict(first_step=abs(base[0] - fast[0]), max_gap=gap(base, fast))

@@ -16,17 +16,24 @@ LAUNCH = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", 
 ENV = {"FT_PROFILE": "tiny", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
        "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
 
-def _run(tmp, name, batch, launch=(), steps=6):
+def _start(tmp, name, batch, launch=(), steps=6):
     out = tmp/f"{name}.json"
-    r = subprocess.run([sys.executable, *launch, str(SCRIPT), "--batch", str(batch), "--steps", str(steps), "--out", str(out)],
-                       capture_output=True, text=True, timeout=300, env=os.environ | ENV, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-3000:]
+    p = subprocess.Popen([sys.executable, *launch, str(SCRIPT), "--batch", str(batch), "--steps", str(steps), "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ | ENV, cwd=ROOT)
+    return p, out
+
+def _finish(p, out):
+    err = p.communicate(timeout=300)[1]
+    assert p.returncode == 0, err[-3000:]
     return json.loads(out.read_text())
 
 @pytest.fixture(scope="module")
 def curves(tmp_path_factory):
+    "The two single-process runs side by side (one thread each on 2 cores), then the 2-process run alone"
     tmp = tmp_path_factory.mktemp("scale")
-    return dict(two=_run(tmp, "two", 8, LAUNCH), one=_run(tmp, "one", 16), control=_run(tmp, "control", 8))
+    one, control = _start(tmp, "one", 16), _start(tmp, "control", 8)
+    one, control = _finish(*one), _finish(*control)
+    return dict(two=_finish(*_start(tmp, "two", 8, LAUNCH)), one=one, control=control)
 
 def test_two_processes_really_ran(curves):
     assert curves["two"]["world_size"] == 2 and curves["two"]["distributed_type"].endswith("MULTI_CPU")
