@@ -1,7 +1,7 @@
 """Two LoRA adapters on SmolLM2-135M-Instruct (SST-2 sentiment as a generative task, Alpaca instructions), loaded
 on one base and merged with peft's add_weighted_adapter (linear, cat, ties, dare_linear); every model scored on both tasks.
 
-    flock /tmp/ft_cpu.lock python bench/adapters_cpu.py      # cpu profile, about 10 minutes on 2 cores
+    flock /tmp/ft_cpu.lock python bench/adapters_cpu.py      # cpu profile, about 22 minutes on 2 cores
 
 Writes bench/results/adapters_cpu.csv (one row per model) and bench/results/adapters_cpu.md (table + command).
 Everything (data, training, merges, scores, the margins) comes from ft_course.adapters (nbs/07c_adapters.ipynb).

@@ -29,7 +29,7 @@ from transformers import AutoModelForCausalLM
 from peft import PeftModel
 from ft_course.evaluation import (sst2_splits, to_prompt_completion, load_chat_model, generate_answers, score_answers,
                                   completion_loss, lora_sft_trainer, mean_sd)
-from ft_course.dpo import preference_pair, dpo_trainer, preference_accuracy, chosen_rows
+from ft_course.dpo import preference_pair, dpo_trainer, preference_accuracy, chosen_rows, dpo_rows
 from ft_course.seeds import edge_rates
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -87,9 +87,9 @@ def main(resume=False, extra=()):
     size, dsize = prof.evaluation, prof.evaluation["dpo"]
     splits = sst2_splits(size["n_train"] + dsize["n_pairs"], size["n_val"], size["n_eval"], prof.source)
     sft_rows = splits["train"].select(range(size["n_train"]))
-    dpo_rows = splits["train"].select(range(size["n_train"], size["n_train"] + dsize["n_pairs"]))
+    pair_rows = splits["train"].select(range(size["n_train"], size["n_train"] + dsize["n_pairs"]))
     pairs = {k: ds.map(preference_pair, remove_columns=ds.column_names) for k, ds in
-             dict(dpo=dpo_rows, validation=splits["validation"], dev=splits["test"]).items()}
+             dict(dpo=pair_rows, validation=splits["validation"], dev=splits["test"]).items()}
     evals = dict(validation=splits["validation"], dev=splits["test"])
     _, tok = load_chat_model(prof)
     csv, logs_path = OUT/"dpo_cpu.csv", OUT/"dpo_cpu_logs.json"
@@ -163,7 +163,7 @@ def write_md(df, chosen, wall, size, dsize, resume, extra=()):
         f = fmt(m); lines.append(f"| {name} | " + " | ".join(f[c] for c in cols) + " |")
     lines += ["", "Gain of DPO over SFT (mean of 3 seeds) and the larger of the two seed sds: " +
               "; ".join(f"{c} {gain[c]:+.3f} (sd {sd[c]:.3f})" for c in cols), "",
-              *exploratory(df, extra, cols),
+              *exploratory(df, extra),
               "## Learning rate and loss (validation split, seed 0)", "",
               df[df.eval_set == "validation"].drop(columns=["eval_set"]).round(4).to_markdown(index=False), "",
               "## Every run on the dev subset (rows of a configuration that is no longer the chosen one are kept)", "",
@@ -171,12 +171,12 @@ def write_md(df, chosen, wall, size, dsize, resume, extra=()):
     (OUT/"dpo_cpu.md").write_text("\n".join(lines) + "\n")
 
 
-def exploratory(df, extra, cols):
+def exploratory(df, extra):
     "Markdown lines: each --extra configuration's dev rows as mean ± sd, marked as not chosen on validation"
     out = []
     for e in extra:
         name = "+".join(e["loss_type"])
-        d = df[(df.eval_set == "dev") & (df.model == "dpo") & (df.loss_type == name) & (df.learning_rate == e["learning_rate"])]
+        d = dpo_rows(df, e["learning_rate"], name).query("model == 'dpo'")
         if d.empty: continue
         out += [f"## Exploratory: {name}, lr {e['learning_rate']:g} (not chosen on validation; run after the result above was seen)", "",
                 "| strict accuracy | preference accuracy | invalid answers | log-prob margin | answer loss |", "|---|---|---|---|---|",

@@ -112,27 +112,33 @@ def store_minutes(n): return "%.0f" % (STORE_TIMES()[n]["seconds"] / 60)
 ADAPTERS = "bench/results/adapters_cpu.csv"
 ADAPTER_MODELS = ("base", "sst2", "alpaca", "linear", "cat", "ties", "dare_linear")
 def adapters(m, col): return next(r[col] for r in rows(ADAPTERS) if r["model"].split()[-1] == m)
-def adapters_share(m, col, own):   # 07c's gain_kept: (merged - base) / (own adapter - base)
-    return (float(adapters(m, col)) - float(adapters("base", col))) / (float(adapters(own, col)) - float(adapters("base", col)))
+def adapters_share(m, col, own):   # 07c's `gain_kept` on the stored scores
+    from ft_course.adapters import gain_kept
+    return gain_kept(*(float(adapters(x, col)) for x in (m, "base", own)))
 
 DPO = "bench/results/dpo_cpu.csv"
+RPO9 = dict(learning_rate=9e-4, loss_type="sigmoid+sft")   # 07b's exploratory configuration (`--extra sigmoid+sft:9e-4`)
 @functools.cache
-def dpo_chosen():   # (configuration, dev rows) chosen on the validation split, by 07b's `chosen_rows`
+def dpo_frame():
     import pandas as pd
+    return pd.read_csv(ROOT/DPO)
+def dpo_config(config=None):   # None: the configuration 07b's `chosen_rows` chose on the validation split
     from ft_course.dpo import chosen_rows
-    return chosen_rows(pd.read_csv(ROOT/DPO))
-def dpo_val(loss, lr, col):   # one validation row of bench/dpo_cpu.py (seed 0)
-    return next(float(r[col]) for r in rows(DPO) if r["eval_set"] == "validation" and r["model"] == "dpo"
-                and r["loss_type"] == loss and float(r["learning_rate"]) == lr)
-RPO9 = dict(loss_type="sigmoid+sft", learning_rate=9e-4)   # 07b's exploratory configuration (`--extra sigmoid+sft:9e-4`)
-def dpo_rpo(col, seed=None):
-    return [float(r[col]) for r in rows(DPO) if r["eval_set"] == "dev" and r["model"] == "dpo" and r["loss_type"] == RPO9["loss_type"]
-            and r["learning_rate"] and float(r["learning_rate"]) == RPO9["learning_rate"] and (seed is None or r["seed"] == str(seed))]
-def dpo_dev(model, col, seed=None):
-    d = dpo_chosen()[1]
-    return [float(v) for v in d[(d.model == model) & ((d.seed == seed) if seed is not None else True)][col]]
-def dpo_gain(col): return float(np.mean(dpo_dev("dpo", col)) - np.mean(dpo_dev("sft", col)))
-def dpo_spread(col): return max(float(np.std(dpo_dev(m, col), ddof=1)) for m in ("sft", "dpo"))
+    return config or chosen_rows(dpo_frame())[0]
+def dpo_val(col, model="dpo", **config):   # one validation row (seed 0): the SFT model's, or a DPO configuration's
+    from ft_course.dpo import dpo_rows
+    d = dpo_rows(dpo_frame(), eval_set="validation", **(config or RPO9))
+    return float(d[d.model == model][col].item())
+def dpo_dev(model, col, seed=None, config=None):   # dev rows of the SFT model or of a DPO configuration (default: the chosen one)
+    from ft_course.dpo import dpo_rows
+    d = dpo_rows(dpo_frame(), **dpo_config(config))
+    d = d[(d.model == model) & ((d.seed == seed) if seed is not None else True)]
+    return d[col].astype(float).tolist()
+def dpo_gain(col, config=None): return float(np.mean(dpo_dev("dpo", col, config=config)) - np.mean(dpo_dev("sft", col)))
+def dpo_spread(col, config=None): return max(float(np.std(dpo_dev(m, col, config=config), ddof=1)) for m in ("sft", "dpo"))
+def dpo_verdict(col, config=None): return "beyond" if dpo_gain(col, config) > dpo_spread(col, config) else "within"
+DPO_COLS = (("strict", "strict"), ("pref", "pref_accuracy"))   # claim-name part, csv column
+def dpo_diff(col, seed, config=None): return signed(100 * (dpo_dev("dpo", col, seed, config)[0] - dpo_dev("sft", col, seed)[0]))
 def signed(x, nd=1): return minus(f"{x:+.{nd}f}")
 def scale_json(name): return json.loads((ROOT/"bench/results"/f"{name}.json").read_text())
 def scale_gap(a, b): return max(abs(x - y) for x, y in zip(scale_json(f"ddp_cpu/{a}")["losses"], scale_json(f"ddp_cpu/{b}")["losses"]))
@@ -290,28 +296,26 @@ CLAIMS = {
     # 07b: SFT vs SFT + DPO on the dev subset, 3 seeds (bench/results/dpo_cpu.csv, command in dpo_cpu.md)
     **{f"dpo_{m}_{k}": (lambda m=m, c=c, f=f: mean_sd(dpo_dev(m, c), *f)) for m in ("sft", "dpo")
        for k, c, f in (("strict", "strict", (100, 1, "%")), ("pref", "pref_accuracy", (100, 1, "%")), ("loss", "loss", (1, 3, "")))},
-    **{f"dpo_gain_{k}": (lambda c=c: signed(100 * dpo_gain(c))) for k, c in (("strict", "strict"), ("pref", "pref_accuracy"))},
-    **{f"dpo_spread_{k}": (lambda c=c: "%.1f" % (100 * dpo_spread(c))) for k, c in (("strict", "strict"), ("pref", "pref_accuracy"))},
-    **{f"dpo_verdict_{k}": (lambda c=c: "beyond" if dpo_gain(c) > dpo_spread(c) else "within") for k, c in (("strict", "strict"), ("pref", "pref_accuracy"))},
-    **{f"dpo_diff_{k}_s{s}": (lambda c=c, s=s: signed(100 * (dpo_dev("dpo", c, s)[0] - dpo_dev("sft", c, s)[0])))
-       for k, c in (("strict", "strict"), ("pref", "pref_accuracy")) for s in (0, 1, 2)},
+    **{f"dpo_{k}_{n}": (lambda c=c, f=f: f(c)) for k, f in (("gain", lambda c: signed(100 * dpo_gain(c))),
+       ("spread", lambda c: "%.1f" % (100 * dpo_spread(c))), ("verdict", dpo_verdict)) for n, c in DPO_COLS},
+    **{f"dpo_diff_{n}_s{s}": (lambda c=c, s=s: dpo_diff(c, s)) for n, c in DPO_COLS for s in (0, 1, 2)},
     "dpo_invalid_s2": lambda: "%d" % dpo_dev("dpo", "strict_invalid", 2)[0],
     "dpo_sft_invalid": lambda: "%d" % sum(dpo_dev("sft", "strict_invalid")),
-    **{f"dpo_val_{k}_{c}": (lambda l=l, lr=lr, c=c: pct(dpo_val(l, lr, c), 0)) for k, l, lr, cs in
+    **{f"dpo_val_{k}_{c}": (lambda lr=lr, l=l, c=c: pct(dpo_val(c, learning_rate=lr, loss_type=l), 0)) for k, l, lr, cs in
        (("sig3", "sigmoid", 3e-4, ("strict", "pref_accuracy")), ("sig9", "sigmoid", 9e-4, ("strict", "lenient", "pref_accuracy")),
         ("rpo9", "sigmoid+sft", 9e-4, ("strict", "pref_accuracy")), ("rpo27", "sigmoid+sft", 2.7e-3, ("strict",))) for c in cs},
-    **{f"dpo_val_{k}_loss": (lambda l=l, lr=lr: "%.2f" % dpo_val(l, lr, "loss")) for k, l, lr in
+    **{f"dpo_val_{k}_loss": (lambda lr=lr, l=l: "%.2f" % dpo_val("loss", learning_rate=lr, loss_type=l)) for k, l, lr in
        (("sig3", "sigmoid", 3e-4), ("sig9", "sigmoid", 9e-4), ("rpo9", "sigmoid+sft", 9e-4))},
-    "dpo_val_sft_loss": lambda: "%.2f" % next(float(r["loss"]) for r in rows(DPO) if r["eval_set"] == "validation" and r["model"] == "sft"),
-    **{f"dpo_rpo_{k}": (lambda c=c, f=f: mean_sd(dpo_rpo(c), *f)) for k, c, f in
+    "dpo_val_sft_loss": lambda: "%.2f" % dpo_val("loss", model="sft"),
+    # the exploratory configuration, against the same SFT rows
+    **{f"dpo_rpo_{k}": (lambda c=c, f=f: mean_sd(dpo_dev("dpo", c, config=RPO9), *f)) for k, c, f in
        (("strict", "strict", (100, 1, "%")), ("pref", "pref_accuracy", (100, 1, "%")), ("loss", "loss", (1, 3, "")))},
-    "dpo_rpo_gain_strict": lambda: signed(100 * (np.mean(dpo_rpo("strict")) - np.mean(dpo_dev("sft", "strict")))),
-    "dpo_rpo_spread_strict": lambda: "%.1f" % (100 * max(np.std(dpo_rpo("strict"), ddof=1), np.std(dpo_dev("sft", "strict"), ddof=1))),
-    "dpo_rpo_verdict_strict": lambda: "beyond" if (np.mean(dpo_rpo("strict")) - np.mean(dpo_dev("sft", "strict"))) > max(
-        np.std(dpo_rpo("strict"), ddof=1), np.std(dpo_dev("sft", "strict"), ddof=1)) else "within",
-    **{f"dpo_rpo_diff_strict_s{s}": (lambda s=s: signed(100 * (dpo_rpo("strict", s)[0] - dpo_dev("sft", "strict", s)[0]))) for s in (0, 1, 2)},
-    "dpo_rpo_invalid": lambda: "%d" % sum(dpo_rpo("strict_invalid")),
-    "dpo_rate": lambda: sci(dpo_chosen()[0]["learning_rate"]),
+    "dpo_rpo_gain_strict": lambda: signed(100 * dpo_gain("strict", RPO9)),
+    "dpo_rpo_spread_strict": lambda: "%.1f" % (100 * dpo_spread("strict", RPO9)),
+    "dpo_rpo_verdict_strict": lambda: dpo_verdict("strict", RPO9),
+    **{f"dpo_rpo_diff_strict_s{s}": (lambda s=s: dpo_diff("strict", s, RPO9)) for s in (0, 1, 2)},
+    "dpo_rpo_invalid": lambda: "%d" % sum(dpo_dev("dpo", "strict_invalid", config=RPO9)),
+    "dpo_rate": lambda: sci(dpo_config()["learning_rate"]),
     # 10d: FSDP2 shard bytes per rank on CPU (bench/results/fsdp_cpu_bytes.json) and the DDP loss curves (bench/results/ddp_cpu),
     # each JSON with the command that wrote it
     "scale_fsdp_n_params": lambda: f"{scale_json('fsdp_cpu_bytes')['n_params']:,}",

@@ -20,7 +20,7 @@ from trl import DPOConfig, DPOTrainer
 
 # %% auto #0
 __all__ = ['preference_pair', 'dpo_loss', 'sequence_logps', 'make_dpo_config', 'dpo_trainer', 'plot_rewards',
-           'preference_accuracy', 'chosen_rows']
+           'preference_accuracy', 'dpo_rows', 'chosen_rows']
 
 # %% ../nbs/07b_dpo.ipynb #338d9df2
 def preference_pair(row:dict, # a row with `text` and an integer `label`
@@ -148,13 +148,21 @@ def preference_accuracy(model, # a causal LM (or peft model)
     return dict(accuracy=(m > 0).float().mean().item(), margin=m.mean().item(), n=len(margins))
 
 # %% ../nbs/07b_dpo.ipynb #a2ad5a3e
-def chosen_rows(results:pd.DataFrame, # `bench/dpo_cpu.py`'s rows: model, eval_set, seed, candidate, learning_rate, loss_type, scores
+def dpo_rows(results:pd.DataFrame, # `bench/dpo_cpu.py`'s rows: model, eval_set, seed, learning_rate, loss_type, scores
+             learning_rate:float, # the DPO configuration to report: its learning rate
+             loss_type:str, # and its loss, as the csv writes it ('sigmoid', 'sigmoid+sft')
+             eval_set:str="dev" # which held-out set
+            )->pd.DataFrame:
+    "The SFT rows and one DPO configuration's rows of `eval_set`"
+    same = (results.model == "dpo") & (results.learning_rate == learning_rate) & (results.loss_type == loss_type)
+    return results[(results.eval_set == eval_set) & ((results.model == "sft") | same)]
+
+def chosen_rows(results:pd.DataFrame, # `bench/dpo_cpu.py`'s rows, with the validation candidates
                 eval_set:str="dev" # which held-out set to return
                )->tuple[dict, pd.DataFrame]:
-    "The DPO configuration the validation split chose (strict accuracy, then preference accuracy, then the earlier candidate), and the SFT rows and that configuration's DPO rows of `eval_set`"
+    "The DPO configuration the validation split chose (strict accuracy, then preference accuracy, then the earlier candidate), and its `dpo_rows`"
     val = results[(results.model == "dpo") & (results.eval_set == "validation")]
     if val.empty: raise ValueError("no DPO rows on the validation split: run `python bench/dpo_cpu.py` first")
     best = val.sort_values(["strict", "pref_accuracy", "candidate"], ascending=[False, False, True]).iloc[0]
     chosen = dict(learning_rate=float(best.learning_rate), loss_type=str(best.loss_type))
-    same = (results.learning_rate == chosen["learning_rate"]) & (results.loss_type == chosen["loss_type"])
-    return chosen, results[(results.eval_set == eval_set) & ((results.model == "sft") | ((results.model == "dpo") & same))]
+    return chosen, dpo_rows(results, eval_set=eval_set, **chosen)

@@ -7,7 +7,7 @@ Docs: https://ft-course.github.io/ft_course/memory.html.md"""
 # %% ../nbs/10_memory.ipynb #596993e7
 from __future__ import annotations
 import functools, json, re, warnings
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 
 import torch
 from transformers import AutoConfig, PretrainedConfig, TrainerCallback
@@ -252,8 +252,13 @@ class MemoryEstimate:
         "The terms in GiB"
         return {k: round(v / 2**30, 3) for k, v in asdict(self).items() if k not in ("spec", "trainable_params", "total_params")}
     def __str__(self):
-        terms = ", ".join(f"{k} {v:.2f}" for k, v in self.gib().items() if k != "total")
-        return f"{self.total / 2**30:.2f} GiB peak ({terms} GiB)"
+        return f"{self.total / 2**30:.2f} GiB peak ({', '.join(f'{k} {v:.2f}' for k, v in self.gib().items() if k != 'total')} GiB)"
+    def with_terms(self, **terms)->MemoryEstimate:
+        "This estimate with byte `terms` (weights, gradients, ...) replaced, its overhead and peak recomputed: how every estimate is totalled"
+        e = replace(self, **terms)
+        sub = e.weights + e.quantization + e.optimizer_states + max(e.activations + e.logits, e.gradients)   # gradients appear as activations are freed
+        over = int(OVERHEAD_FRACTION * sub) + (CUDA_CONTEXT_BYTES if e.spec.device == "cuda" else 0)
+        return replace(e, overhead=over, total=int(sub + over))
 
 # %% ../nbs/10_memory.ipynb #c8a08169
 def estimate_memory(config, # anything `as_config` accepts: PretrainedConfig, dict, KNOWN_CONFIGS name, local folder
@@ -279,11 +284,8 @@ def estimate_memory(config, # anything `as_config` accepts: PretrainedConfig, di
         quant = int(lin_blocks * (NF4_BITS - 4) / 8) + max(i * o for i, o, l in S.linears.values() if l is not None) * cb
     else:
         weights = P * cb + 4 * T     # frozen base in the compute dtype, trainable adapters/prompt (and head copy) in fp32
-    grads, states = 4 * T, OPTIMIZER_BYTES[spec.optimizer] * T
-    acts, logits = activation_bytes(S, spec)
-    sub = weights + quant + states + max(acts + logits, grads)   # gradients appear as activations are freed
-    overhead = int(OVERHEAD_FRACTION * sub) + (CUDA_CONTEXT_BYTES if spec.device == "cuda" else 0)
-    return MemoryEstimate(int(weights), quant, grads, states, acts, logits, overhead, int(sub + overhead), T, P, spec)
+    grads_states = (4 * T, OPTIMIZER_BYTES[spec.optimizer] * T)                       # fp32 gradients, optimizer state per trainable
+    return MemoryEstimate(int(weights), quant, *grads_states, *activation_bytes(S, spec), 0, 0, T, P, spec).with_terms()
 
 # %% ../nbs/10_memory.ipynb #f74167a8
 def _measure_child(config:dict, spec:dict, steps:int)->dict:

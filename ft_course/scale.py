@@ -7,10 +7,8 @@ Docs: https://ft-course.github.io/ft_course/scale.html.md"""
 # %% ../nbs/10d_scale.ipynb #72c675f6
 from __future__ import annotations
 import math
-from dataclasses import replace
 
-from .memory import (CUDA_CONTEXT_BYTES, OVERHEAD_FRACTION, MemoryEstimate, MemorySpec, _layer_of,
-                              estimate_memory, model_shape)
+from .memory import MemoryEstimate, MemorySpec, _layer_of, estimate_memory, model_shape
 
 # %% auto #0
 __all__ = ['SHARDINGS', 'ADAM_K', 'TERMS', 'check_sharding', 'zero_bytes_per_param', 'gathered_bytes', 'per_gpu_memory',
@@ -65,9 +63,7 @@ def per_gpu_memory(config, # anything `as_config` accepts: PretrainedConfig, dic
     t = {k: getattr(est, k) for k in TERMS}
     for k in SHARDINGS[sharding]: t[k] = math.ceil(t[k] / gpus)
     if sharding == "zero3" and gpus > 1: t["weights"] += gathered_bytes(config, est.spec)
-    sub = t["weights"] + t["quantization"] + t["optimizer_states"] + max(t["activations"] + t["logits"], t["gradients"])
-    overhead = int(OVERHEAD_FRACTION * sub) + (CUDA_CONTEXT_BYTES if est.spec.device == "cuda" else 0)   # as estimate_memory
-    return replace(est, **t, overhead=overhead, total=int(sub + overhead))
+    return est.with_terms(**t)
 
 # %% ../nbs/10d_scale.ipynb #0b5c2225
 def scale_table(config, # anything `as_config` accepts

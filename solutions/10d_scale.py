@@ -3,10 +3,9 @@ with `bench/ddp_train.py`, one run on 2 processes: about a minute on 2 cores).
 
 Each `exercise_N` returns the numbers that answer the exercise; `tests/test_solutions.py` checks them."""
 import json, os, subprocess, sys, tempfile
-from dataclasses import replace
 from pathlib import Path
 
-from ft_course.memory import GPUS, OVERHEAD_FRACTION, CUDA_CONTEXT_BYTES, estimate_memory
+from ft_course.memory import GPUS, estimate_memory
 from ft_course.scale import SHARDINGS, per_gpu_memory, scale_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +32,7 @@ def with_buckets(config, gpus:int=1, sharding:str="ddp", bucket_view:bool=False,
     flattened copies) unless `gradient_as_bucket_view=True` makes the gradients views into the buckets. One GPU: no DDP."""
     e = per_gpu_memory(config, gpus=gpus, sharding=sharding, **spec)
     if sharding != "ddp" or bucket_view or gpus == 1: return e
-    grads = 2 * e.gradients                                   # the gradients and their bucket copy are live together
-    sub = e.weights + e.quantization + e.optimizer_states + max(e.activations + e.logits, grads)
-    overhead = int(OVERHEAD_FRACTION * sub) + (CUDA_CONTEXT_BYTES if e.spec.device == "cuda" else 0)
-    return replace(e, gradients=grads, overhead=overhead, total=int(sub + overhead))
+    return e.with_terms(gradients=2 * e.gradients)          # the gradients and their bucket copy are live together
 
 def exercise_2(gpus=(1, 2, 4, 8))->dict:
     """Which rows of the Llama-3.1-8B table (full, bf16, micro-batch 1 x 1,024, checkpointing) move with DDP's buckets,
